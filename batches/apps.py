@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class BatchesConfig(AppConfig):
+    name = "batches"
+    verbose_name = "Production batches"
+
+    def ready(self) -> None:
+        from batches.roles import ensure_operators_group
+
+        post_migrate.connect(ensure_operators_group, sender=self)

@@ -1,0 +1,153 @@
+import secrets
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+
+DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
+# Crockford's base32 without look-alikes, so a generated reference can be read out over the phone.
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M")
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%d")
+
+
+def generate_supplier_reference_id(started_at: datetime | None) -> str:
+    day = timezone.localtime(started_at) if started_at else timezone.localtime()
+    while True:
+        token = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+        reference = f"PB-{day:%Y%m%d}-{token}"
+        if not ProductionBatch.objects.filter(supplier_reference_id=reference).exists():
+            return reference
+
+
+class ProductionBatchForm(forms.ModelForm):
+    """Enforces every rule Isometric enforces on a batch, so a saved batch is one it will accept."""
+
+    mass_unit = forms.ChoiceField(label="Unit")
+
+    class Meta:
+        model = ProductionBatch
+        fields = [
+            "facility",
+            "feedstock_types",
+            "supplier_reference_id",
+            "display_name",
+            "started_at",
+            "ended_at",
+            "mass_magnitude",
+            "mass_unit",
+            "mass_standard_deviation",
+        ]
+        labels = {
+            "supplier_reference_id": "Supplier reference",
+            "mass_magnitude": "Mass",
+            "mass_standard_deviation": "Standard deviation",
+            "started_at": "Production started",
+            "ended_at": "Production ended",
+        }
+        help_texts = {
+            "supplier_reference_id": "Your own unique reference. Leave blank to have one generated.",
+            "display_name": "Leave blank and Isometric names it after the facility.",
+            "started_at": "In the portal's time zone.",
+        }
+        widgets = {
+            "feedstock_types": forms.CheckboxSelectMultiple,
+            "started_at": DateTimeLocalInput,
+            "ended_at": DateTimeLocalInput,
+        }
+        error_messages = {
+            "supplier_reference_id": {"unique": DUPLICATE_REFERENCE},
+            "feedstock_types": {"required": "Choose at least one feedstock type."},
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["supplier_reference_id"].required = False
+        units = settings.BATCH_MASS_UNITS
+        self.fields["mass_unit"].choices = [(unit, unit) for unit in units]
+        if not self.instance.pk:
+            self.initial.setdefault("mass_unit", units[0])
+
+    def clean_started_at(self) -> datetime:
+        return _not_in_future(self.cleaned_data["started_at"])
+
+    def clean_ended_at(self) -> datetime:
+        return _not_in_future(self.cleaned_data["ended_at"])
+
+    def clean_mass_magnitude(self) -> Decimal:
+        mass: Decimal = self.cleaned_data["mass_magnitude"]
+        if mass <= 0:
+            raise forms.ValidationError("Mass must be greater than zero.")
+        return mass
+
+    def clean_mass_standard_deviation(self) -> Decimal | None:
+        deviation: Decimal | None = self.cleaned_data["mass_standard_deviation"]
+        if deviation is not None and deviation < 0:
+            raise forms.ValidationError("Standard deviation cannot be negative.")
+        return deviation
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        started_at, ended_at = cleaned.get("started_at"), cleaned.get("ended_at")
+        if started_at and ended_at and ended_at <= started_at:
+            self.add_error("ended_at", "Production must end after it started.")
+        if not cleaned.get("supplier_reference_id") and "supplier_reference_id" not in self.errors:
+            cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
+        return cleaned
+
+
+def _not_in_future(moment: datetime) -> datetime:
+    if moment > timezone.now():
+        raise forms.ValidationError("This time is in the future.")
+    return moment
+
+
+class BatchFilterForm(forms.Form):
+    """The list's search and filters. Invalid values are reported at the field and ignored."""
+
+    q = forms.CharField(label="Search", required=False, max_length=100, strip=True)
+    facility = forms.ModelChoiceField(
+        queryset=Facility.objects.all(),
+        to_field_name="isometric_id",
+        required=False,
+        empty_label="All facilities",
+    )
+    feedstock_type = forms.ModelChoiceField(
+        queryset=FeedstockType.objects.all(),
+        to_field_name="isometric_id",
+        required=False,
+        empty_label="All feedstock types",
+    )
+    sync_status = forms.ChoiceField(
+        label="Status", choices=[("", "Any status"), *SyncStatus.choices], required=False
+    )
+    started_from = forms.DateField(label="Started from", required=False, widget=DateInput)
+    started_to = forms.DateField(label="Started until", required=False, widget=DateInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        started_from, started_to = cleaned.get("started_from"), cleaned.get("started_to")
+        if started_from and started_to and started_to < started_from:
+            self.add_error("started_to", "The end of the range is before its start.")
+        return cleaned
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters only; call after is_valid()."""
+        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}

@@ -1,0 +1,136 @@
+from django.conf import settings
+from django.core.validators import MinLengthValidator
+from django.db import models
+from django.db.models.functions import Coalesce, Concat, Lower
+from django.urls import reverse
+
+# Isometric's ids (facilities, feedstock types, batches) are 20 to 37 characters long.
+ISOMETRIC_ID_MIN, ISOMETRIC_ID_MAX = 20, 37
+
+
+def isometric_id_field(**kwargs: object) -> models.CharField:
+    return models.CharField(
+        max_length=ISOMETRIC_ID_MAX,
+        validators=[MinLengthValidator(ISOMETRIC_ID_MIN)],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class Facility(models.Model):
+    """A production site. Facilities exist only in Isometric's UI, so the portal keeps its own list."""
+
+    isometric_id = isometric_id_field(unique=True, verbose_name="Isometric facility id")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "facilities"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeedstockType(models.Model):
+    isometric_id = isometric_id_field(unique=True, verbose_name="Isometric feedstock type id")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCING = "syncing", "Syncing"
+    SYNCED = "synced", "Synced"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+class BatchKind(models.TextChoices):
+    BIOCHAR = "biochar", "Biochar"
+
+
+class ProductionBatch(models.Model):
+    """A production batch, stored here first; the row is also the sync worker's outbox entry."""
+
+    # `facility_id` holds the Isometric facility id itself, as in the API.
+    facility = models.ForeignKey(
+        Facility, on_delete=models.PROTECT, to_field="isometric_id", related_name="batches"
+    )
+    feedstock_types = models.ManyToManyField(FeedstockType, related_name="batches")
+    supplier_reference_id = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=BatchKind, default=BatchKind.BIOCHAR)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    mass_magnitude = models.DecimalField(max_digits=18, decimal_places=6)
+    mass_unit = models.CharField(max_length=20)
+    mass_standard_deviation = models.DecimalField(
+        max_digits=18, decimal_places=6, null=True, blank=True
+    )
+    display_name = models.CharField(max_length=100, blank=True)
+
+    remote_id = isometric_id_field(unique=True, null=True, blank=True, editable=False)
+    uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    sync_status = models.CharField(
+        max_length=10, choices=SyncStatus, default=SyncStatus.PENDING, editable=False
+    )
+    sync_attempts = models.PositiveIntegerField(default=0, editable=False)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # One lower-cased column for search, kept by the database itself so bulk writes keep it too.
+    search_text = models.GeneratedField(
+        expression=Lower(
+            Concat(
+                "display_name",
+                models.Value(" "),
+                "supplier_reference_id",
+                models.Value(" "),
+                Coalesce("remote_id", models.Value("")),
+                output_field=models.TextField(),
+            )
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        verbose_name = "production batch"
+        verbose_name_plural = "production batches"
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            # The list's keyset order, alone and under each equality filter.
+            models.Index(fields=["-started_at", "-id"], name="batch_started_idx"),
+            models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
+            models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.supplier_reference_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("batches:detail", args=[self.pk])
+
+    @property
+    def is_editable(self) -> bool:
+        """A synced batch is final (Isometric has no PATCH); one being pushed must not change."""
+        return self.sync_status not in (SyncStatus.SYNCED, SyncStatus.SYNCING)
+
+    @property
+    def feedstock_type_ids(self) -> list[str]:
+        return [feedstock.isometric_id for feedstock in self.feedstock_types.all()]

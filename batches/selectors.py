@@ -1,0 +1,128 @@
+"""Read queries for the batch pages: keyset-paged lists, search and filters, the counts shown."""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from batches.models import ProductionBatch, SyncStatus
+
+NEEDS_ATTENTION = (SyncStatus.PENDING, SyncStatus.SYNCING, SyncStatus.REJECTED, SyncStatus.FAILED)
+
+
+class InvalidCursor(ValueError):
+    """A page link that does not decode: edited by hand, truncated, or from another version."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the list's order (newest production start first, then newest row)."""
+
+    started_at: datetime
+    pk: int
+
+    @classmethod
+    def of(cls, batch: ProductionBatch) -> "Cursor":
+        return cls(batch.started_at, batch.pk)
+
+    def encode(self) -> str:
+        raw = f"{self.started_at.isoformat()}|{self.pk}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            started_at, pk = raw.split("|")
+            moment = datetime.fromisoformat(started_at)
+            cursor = cls(moment, int(pk))
+        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+            raise InvalidCursor(token) from error
+        if timezone.is_naive(moment) or cursor.pk < 1:
+            raise InvalidCursor(token)
+        return cursor
+
+    def older(self) -> Q:
+        # The redundant bound on started_at lets the database walk the index as a range.
+        return Q(started_at__lte=self.started_at) & (
+            Q(started_at__lt=self.started_at) | Q(pk__lt=self.pk)
+        )
+
+    def newer(self) -> Q:
+        return Q(started_at__gte=self.started_at) & (
+            Q(started_at__gt=self.started_at) | Q(pk__gt=self.pk)
+        )
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batches: list[ProductionBatch]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+    @property
+    def is_first(self) -> bool:
+        return self.previous_cursor is None
+
+
+def filtered_batches(filters: dict[str, Any]) -> QuerySet[ProductionBatch]:
+    batches = ProductionBatch.objects.all()
+    if query := filters.get("q"):
+        batches = batches.filter(search_text__contains=query.lower())
+    if facility := filters.get("facility"):
+        batches = batches.filter(facility=facility)
+    if feedstock_type := filters.get("feedstock_type"):
+        batches = batches.filter(feedstock_types=feedstock_type)
+    if sync_status := filters.get("sync_status"):
+        batches = batches.filter(sync_status=sync_status)
+    if started_from := filters.get("started_from"):
+        batches = batches.filter(started_at__gte=_start_of(started_from))
+    if started_to := filters.get("started_to"):
+        batches = batches.filter(started_at__lt=_start_of(started_to + timedelta(days=1)))
+    return batches
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def batch_page(
+    batches: QuerySet[ProductionBatch], size: int, after: str = "", before: str = ""
+) -> BatchPage:
+    """One page of `batches`, newest first, after or before a cursor; raises InvalidCursor."""
+    batches = batches.select_related("facility")
+    if before:
+        newer = batches.filter(Cursor.decode(before).newer()).order_by("started_at", "pk")
+        rows = list(newer[: size + 1])
+        # A short page going back means the top of the list: show the first page, full.
+        if len(rows) > size:
+            page = rows[:size][::-1]
+            return BatchPage(page, _cursor(page[-1]), _cursor(page[0]))
+        after = ""
+    if after:
+        rows = list(batches.filter(Cursor.decode(after).older())[: size + 1])
+        page = rows[:size]
+        next_cursor = _cursor(page[-1]) if len(rows) > size else None
+        return BatchPage(page, next_cursor, _cursor(page[0]) if page else after)
+    rows = list(batches[: size + 1])
+    page = rows[:size]
+    return BatchPage(page, _cursor(page[-1]) if len(rows) > size else None, None)
+
+
+def _cursor(batch: ProductionBatch) -> str:
+    return Cursor.of(batch).encode()
+
+
+def attention_counts() -> dict[str, int]:
+    """How many batches wait in each unsettled state; indexed, so cheap at any table size."""
+    counts = dict(
+        ProductionBatch.objects.filter(sync_status__in=NEEDS_ATTENTION)
+        .order_by()
+        .values_list("sync_status")
+        .annotate(Count("pk"))
+    )
+    return {status.value: counts.get(status.value, 0) for status in NEEDS_ATTENTION}

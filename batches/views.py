@@ -1,0 +1,90 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from batches import selectors
+from batches.forms import BatchFilterForm, ProductionBatchForm
+from batches.models import ProductionBatch
+from batches.services import BatchNotEditable, save_batch
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+@vary_on_headers("HX-Request")
+def batch_list(request: HttpRequest) -> HttpResponse:
+    filter_form = BatchFilterForm(request.GET)
+    filter_form.is_valid()
+    batches = selectors.filtered_batches(filter_form.filters())
+    after, before = request.GET.get("after", ""), request.GET.get("before", "")
+    try:
+        page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE, after=after, before=before)
+    except selectors.InvalidCursor:
+        messages.warning(request, "That page link is not valid any more, so here is the first page.")
+        page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE)
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "counts": selectors.attention_counts(),
+    }
+    template = "batches/list.html#results" if request.htmx else "batches/list.html"
+    return render(request, template, context)
+
+
+def _query_without_cursor(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    for key in ("after", "before"):
+        query.pop(key, None)
+    return query.urlencode()
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(
+        ProductionBatch.objects.select_related("facility", "created_by").prefetch_related(
+            "feedstock_types"
+        ),
+        pk=pk,
+    )
+    return render(request, "batches/detail.html", {"batch": batch})
+
+
+@permission_required("batches.add_productionbatch", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def batch_create(request: HttpRequest) -> HttpResponse:
+    form = ProductionBatchForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        batch = save_batch(form, request.user)
+        if batch:
+            messages.success(request, f"Batch {batch.supplier_reference_id} saved.")
+            return redirect(batch)
+    return render(request, "batches/form.html", {"form": form})
+
+
+@permission_required("batches.change_productionbatch", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(ProductionBatch, pk=pk)
+    if not batch.is_editable:
+        messages.error(request, _NOT_EDITABLE)
+        return redirect(batch)
+    form = ProductionBatchForm(request.POST or None, instance=batch)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = save_batch(form, request.user)
+        except BatchNotEditable:
+            messages.error(request, _NOT_EDITABLE)
+            return redirect(batch)
+        if saved:
+            messages.success(request, f"Batch {saved.supplier_reference_id} updated.")
+            return redirect(saved)
+    return render(request, "batches/form.html", {"form": form, "batch": batch})
+
+
+_NOT_EDITABLE = (
+    "This batch is with Isometric, or being sent to it right now, so it cannot be changed here: "
+    "Isometric does not allow changes to a batch it holds."
+)

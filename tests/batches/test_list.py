@@ -1,0 +1,204 @@
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from batches.models import ProductionBatch, SyncStatus
+from batches.selectors import Cursor
+from tests.factories import make_batch, make_facility, make_feedstock_type
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("batches:list")
+
+
+def references(response: Any) -> list[str]:
+    return re.findall(r"REF-[\w%-]+", response.content.decode())
+
+
+def cursor(response: Any, rel: str) -> str | None:
+    match = re.search(rf'rel="{rel}" href="[^"]*(?:after|before)=([\w-]+)"', response.content.decode())
+    return match.group(1) if match else None
+
+
+@pytest.fixture
+def sixty(settings: Any) -> list[ProductionBatch]:
+    """60 batches a day apart, newest first; pages of 25 give 25, 25 and 10."""
+    settings.BATCH_PAGE_SIZE = 25
+    facility, feedstock = make_facility(), make_feedstock_type()
+    now = timezone.now()
+    return [
+        make_batch(
+            facility,
+            [feedstock],
+            started_at=now - timedelta(days=n + 1),
+            supplier_reference_id=f"REF-{n:03d}",
+        )
+        for n in range(60)
+    ]
+
+
+def test_list_shows_newest_first_with_status_badges(operator_client: Client) -> None:
+    old = make_batch(started_at=timezone.now() - timedelta(days=9), supplier_reference_id="REF-old")
+    new = make_batch(started_at=timezone.now() - timedelta(days=1), supplier_reference_id="REF-new")
+    ProductionBatch.objects.filter(pk=new.pk).update(sync_status=SyncStatus.FAILED)
+    response = operator_client.get(LIST)
+    assert response.status_code == 200
+    assert references(response) == ["REF-new", "REF-old"]
+    assert 'class="badge badge-failed">Failed<' in response.content.decode()
+    assert old.get_absolute_url() in response.content.decode()
+
+
+def test_pages_forward_to_the_end_and_back_to_the_start(
+    operator_client: Client, sixty: list[ProductionBatch]
+) -> None:
+    expected = [f"REF-{n:03d}" for n in range(60)]
+    first = operator_client.get(LIST)
+    assert references(first) == expected[:25]
+    assert cursor(first, "prev") is None
+    second = operator_client.get(LIST, {"after": cursor(first, "next")})
+    assert references(second) == expected[25:50]
+    last = operator_client.get(LIST, {"after": cursor(second, "next")})
+    assert references(last) == expected[50:]
+    assert cursor(last, "next") is None
+    back = operator_client.get(LIST, {"before": cursor(last, "prev")})
+    assert references(back) == expected[25:50]
+    top = operator_client.get(LIST, {"before": cursor(back, "prev")})
+    assert references(top) == expected[:25]
+    assert cursor(top, "prev") is None
+
+
+def test_going_back_from_a_short_offset_lands_on_a_full_first_page(
+    operator_client: Client, sixty: list[ProductionBatch]
+) -> None:
+    near_top = Cursor.of(sixty[3]).encode()
+    response = operator_client.get(LIST, {"before": near_top})
+    assert references(response) == [f"REF-{n:03d}" for n in range(25)]
+
+
+def test_a_page_past_the_end_says_so(operator_client: Client, sixty: list[ProductionBatch]) -> None:
+    past_end = Cursor.of(sixty[-1]).encode()
+    html = operator_client.get(LIST, {"after": past_end}).content.decode()
+    assert "No more batches." in html
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "!!!", "MjAyNi0wMS0wMXwx", "", "x" * 5000, Cursor(timezone.now(), 1).encode()[:-3]],
+)
+def test_a_tampered_cursor_shows_the_first_page_with_a_message(
+    operator_client: Client, sixty: list[ProductionBatch], token: str
+) -> None:
+    response = operator_client.get(LIST, {"after": token})
+    assert response.status_code == 200
+    assert references(response)[:1] == ["REF-000"]
+    if token:
+        assert "That page link is not valid any more" in response.content.decode()
+
+
+def test_search_matches_display_name_reference_and_remote_id(operator_client: Client) -> None:
+    make_batch(supplier_reference_id="REF-kiln-north", display_name="Northern Kiln run")
+    make_batch(supplier_reference_id="REF-south", display_name="South yard")
+    make_batch(supplier_reference_id="REF-remote", remote_id="ptb_1G8QT5ZAB1S0XSDW")
+    assert references(operator_client.get(LIST, {"q": "NORTHERN"})) == ["REF-kiln-north"]
+    assert references(operator_client.get(LIST, {"q": "ref-sou"})) == ["REF-south"]
+    assert references(operator_client.get(LIST, {"q": "8qt5z"})) == ["REF-remote"]
+    assert "No batches match." in operator_client.get(LIST, {"q": "nothing"}).content.decode()
+
+
+def test_search_treats_wildcards_literally(operator_client: Client) -> None:
+    make_batch(supplier_reference_id="REF-100%")
+    make_batch(supplier_reference_id="REF-1000")
+    assert references(operator_client.get(LIST, {"q": "100%"})) == ["REF-100%"]
+    assert references(operator_client.get(LIST, {"q": "_"})) == []
+
+
+def test_filters_by_facility_feedstock_status_and_date_range(operator_client: Client) -> None:
+    north, south = make_facility("North"), make_facility("South")
+    wood, husk = make_feedstock_type("Wood"), make_feedstock_type("Husk")
+    day = timezone.make_aware(datetime(2026, 3, 15, 12))
+    make_batch(north, [wood], started_at=day, supplier_reference_id="REF-a")
+    make_batch(south, [wood, husk], started_at=day - timedelta(days=10), supplier_reference_id="REF-b")
+    make_batch(north, [husk], started_at=day - timedelta(days=20), supplier_reference_id="REF-c")
+    ProductionBatch.objects.filter(supplier_reference_id="REF-c").update(sync_status="failed")
+
+    def found(**params: str) -> list[str]:
+        return references(operator_client.get(LIST, params))
+
+    assert found(facility=north.isometric_id) == ["REF-a", "REF-c"]
+    assert found(feedstock_type=husk.isometric_id) == ["REF-b", "REF-c"]
+    assert found(sync_status="failed") == ["REF-c"]
+    assert found(started_from="2026-03-05", started_to="2026-03-15") == ["REF-a", "REF-b"]
+    assert found(started_to="2026-03-05") == ["REF-b", "REF-c"]
+    assert found(facility=north.isometric_id, feedstock_type=wood.isometric_id) == ["REF-a"]
+    assert found(q="ref-b", feedstock_type=husk.isometric_id) == ["REF-b"]
+
+
+def test_filters_and_search_carry_over_to_the_next_page(
+    operator_client: Client, sixty: list[ProductionBatch]
+) -> None:
+    first = operator_client.get(LIST, {"q": "ref-0", "sync_status": "pending"})
+    html = first.content.decode()
+    assert re.search(r'rel="next" href="\?q=ref-0&amp;sync_status=pending&amp;after=', html)
+    second = operator_client.get(
+        LIST, {"q": "ref-0", "sync_status": "pending", "after": cursor(first, "next")}
+    )
+    assert references(second) == [f"REF-{n:03d}" for n in range(25, 50)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"facility": "fcl_unknown"},
+        {"feedstock_type": "<script>"},
+        {"sync_status": "exploded"},
+        {"started_from": "2026-13-45"},
+        {"started_to": "yesterday"},
+        {"q": "x" * 10_000},
+        {"after": "x", "before": "y"},
+        {"page": "-1"},
+    ],
+)
+def test_bad_filter_values_get_a_field_message_never_a_500(
+    operator_client: Client, params: dict[str, str]
+) -> None:
+    make_batch(supplier_reference_id="REF-only")
+    response = operator_client.get(LIST, params)
+    assert response.status_code == 200
+    assert "<script>" not in response.content.decode()
+
+
+def test_unknown_facility_is_reported_at_its_field(operator_client: Client) -> None:
+    html = operator_client.get(LIST, {"facility": "fcl_unknown"}).content.decode()
+    assert re.search(r'id="field-facility">.*Select a valid choice', html, re.S)
+
+
+def test_htmx_request_gets_only_the_results_fragment(operator_client: Client) -> None:
+    make_batch(supplier_reference_id="REF-frag")
+    full = operator_client.get(LIST)
+    fragment = operator_client.get(LIST, headers={"HX-Request": "true"})
+    assert full.content.decode().startswith("<!doctype html>")
+    assert fragment.content.decode().strip().startswith('<div id="results"')
+    assert "<html" not in fragment.content.decode()
+    assert references(fragment) == ["REF-frag"]
+    assert fragment["Vary"] and "HX-Request" in fragment["Vary"]
+
+
+def test_list_page_works_without_javascript(operator_client: Client) -> None:
+    html = operator_client.get(LIST).content.decode()
+    assert re.search(r'<form class="filters" method="get" action="/batches/"', html)
+    assert '<button type="submit" class="button">Search</button>' in html
+    assert 'hx-push-url="true"' in html
+
+
+def test_status_counts_are_shown(operator_client: Client) -> None:
+    make_batch()
+    failed = make_batch()
+    ProductionBatch.objects.filter(pk=failed.pk).update(sync_status=SyncStatus.FAILED)
+    html = operator_client.get(LIST).content.decode()
+    assert re.search(r"badge-pending\">Pending</span> 1<", html)
+    assert re.search(r"badge-failed\">Failed</span> 1<", html)

@@ -1,0 +1,55 @@
+"""Builders for test data: users in their roles, facilities, feedstock types and batches."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import count
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from batches.models import Facility, FeedstockType, ProductionBatch
+from batches.roles import OPERATORS
+
+_serial = count(1)
+
+
+def isometric_id(prefix: str) -> str:
+    return f"{prefix}_{next(_serial):016d}"
+
+
+def make_user(username: str = "", *, operator: bool = False, **fields: Any) -> User:
+    user = User.objects.create_user(
+        username=username or f"user{next(_serial)}", password="correct horse", **fields
+    )
+    if operator:
+        user.groups.add(Group.objects.get(name=OPERATORS))
+    return user
+
+
+def make_facility(name: str = "Kiln A") -> Facility:
+    return Facility.objects.create(isometric_id=isometric_id("fcl"), name=name)
+
+
+def make_feedstock_type(name: str = "Wood chips") -> FeedstockType:
+    return FeedstockType.objects.create(isometric_id=isometric_id("ftt"), name=name)
+
+
+def make_batch(
+    facility: Facility | None = None,
+    feedstock_types: list[FeedstockType] | None = None,
+    started_at: datetime | None = None,
+    **fields: Any,
+) -> ProductionBatch:
+    started_at = started_at or timezone.now() - timedelta(days=1)
+    batch = ProductionBatch.objects.create(
+        facility=facility or make_facility(),
+        supplier_reference_id=fields.pop("supplier_reference_id", f"REF-{next(_serial)}"),
+        started_at=started_at,
+        ended_at=fields.pop("ended_at", started_at + timedelta(hours=6)),
+        mass_magnitude=fields.pop("mass_magnitude", Decimal("12.5")),
+        mass_unit=fields.pop("mass_unit", "tonne"),
+        **fields,
+    )
+    batch.feedstock_types.set(feedstock_types or [make_feedstock_type()])
+    return batch

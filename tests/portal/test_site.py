@@ -1,0 +1,160 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from tests.factories import make_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_django(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh process with the portal set up under the given environment."""
+    script = f"import django; django.setup()\n{code}"
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.django_db
+def test_healthz_answers_200_without_login(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    ["sqlite:////nonexistent/folder/portal.sqlite3", "postgres://portal@127.0.0.1:1/portal"],
+)
+def test_healthz_answers_503_when_the_database_does_not(database_url: str) -> None:
+    result = run_django(
+        "from django.test import Client\n"
+        "r = Client().get('/healthz', headers={'host': 'localhost'})\n"
+        "print(r.status_code, r.content.decode())",
+        DATABASE_URL=database_url,
+    )
+    assert result.stdout.split(" ", 1) == [
+        "503",
+        '{"status": "unavailable", "database": "unreachable"}\n',
+    ], result.stderr
+
+
+def test_check_deploy_is_silent_with_a_production_environment() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "portal.example.com",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_flags_the_development_secret_key() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "security.W009" in result.stderr
+
+
+@pytest.mark.django_db
+def test_sqlite_waits_for_the_write_lock_instead_of_failing() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite settings only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone() == (20000,)
+    assert settings.DATABASES["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_sqlite_file_database_uses_wal(tmp_path: Path) -> None:
+    result = run_django(
+        "from django.db import connection\n"
+        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    )
+    assert result.stdout.strip() == "wal", result.stderr
+
+
+@pytest.mark.django_db
+def test_every_page_but_login_and_healthz_needs_login(client: Client) -> None:
+    assert client.get(reverse("dashboard"))["Location"] == "/login/?next=/"
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert client.get(reverse("login")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_login_with_good_and_bad_password(client: Client) -> None:
+    make_user("olivia", operator=True)
+    bad = client.post(reverse("login"), {"username": "olivia", "password": "wrong"})
+    assert bad.status_code == 200
+    assert "Please enter a correct username and password" in bad.content.decode()
+    good = client.post(reverse("login"), {"username": "olivia", "password": "correct horse"})
+    assert good["Location"] == reverse("dashboard")
+    home = client.get(reverse("dashboard")).content.decode()
+    assert "Record a batch" in home and "olivia" in home
+
+
+@pytest.mark.django_db
+def test_logout_is_a_post(client: Client) -> None:
+    client.force_login(make_user())
+    assert client.post(reverse("logout"))["Location"] == reverse("login")
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_user_without_a_role_is_told_how_to_get_access(client: Client) -> None:
+    client.force_login(make_user())
+    html = client.get(reverse("dashboard")).content.decode()
+    assert "Ask an admin to add you to the Operators group" in html
+    assert reverse("batches:list") not in html
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_strict_content_security_policy(client: Client) -> None:
+    policy = client.get(reverse("login"))["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+@pytest.mark.django_db
+def test_ensure_admin_creates_one_admin_once() -> None:
+    from io import StringIO
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("ensure_admin", stdout=out)
+    call_command("ensure_admin", stdout=out)
+    assert out.getvalue().count("Created the first admin. Log in as admin / ") == 1
+    password = out.getvalue().rsplit("/ ", 1)[1].strip()
+    assert User.objects.get(is_superuser=True).check_password(password)
