@@ -8,5 +8,7 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         from batches.roles import ensure_operators_group
+        from batches.search import ensure_search_index
 
         post_migrate.connect(ensure_operators_group, sender=self)
+        post_migrate.connect(ensure_search_index, sender=self)

@@ -63,7 +63,7 @@ class ProductionBatchForm(forms.ModelForm):
             "ended_at": "Production ended",
         }
         help_texts = {
-            "supplier_reference_id": "Your own unique reference. Leave blank to have one generated.",
+            "supplier_reference_id": "Your own unique reference. Leave blank to get one generated.",
             "display_name": "Leave blank and Isometric names it after the facility.",
             "started_at": "In the portal's time zone.",
         }
@@ -81,7 +81,9 @@ class ProductionBatchForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["supplier_reference_id"].required = False
         units = settings.BATCH_MASS_UNITS
-        self.fields["mass_unit"].choices = [(unit, unit) for unit in units]
+        unit_field = self.fields["mass_unit"]
+        assert isinstance(unit_field, forms.ChoiceField)
+        unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
 

@@ -17,7 +17,7 @@ def isometric_id_field(**kwargs: object) -> models.CharField:
 
 
 class Facility(models.Model):
-    """A production site. Facilities exist only in Isometric's UI, so the portal keeps its own list."""
+    """A production site. Isometric has no facility endpoint, so the portal keeps its own list."""
 
     isometric_id = isometric_id_field(unique=True, verbose_name="Isometric facility id")
     name = models.CharField(max_length=200)

@@ -6,12 +6,24 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from batches import search
 from batches.models import ProductionBatch, SyncStatus
 
 NEEDS_ATTENTION = (SyncStatus.PENDING, SyncStatus.SYNCING, SyncStatus.REJECTED, SyncStatus.FAILED)
+COUNT_CAP = 1000
+# What a list row shows; the rest of a batch (search text, errors) stays in the database.
+LIST_COLUMNS = (
+    "facility__name",
+    "supplier_reference_id",
+    "display_name",
+    "started_at",
+    "mass_magnitude",
+    "mass_unit",
+    "sync_status",
+)
 
 
 class InvalidCursor(ValueError):
@@ -72,7 +84,7 @@ class BatchPage:
 def filtered_batches(filters: dict[str, Any]) -> QuerySet[ProductionBatch]:
     batches = ProductionBatch.objects.all()
     if query := filters.get("q"):
-        batches = batches.filter(search_text__contains=query.lower())
+        batches = search.matching(batches, query)
     if facility := filters.get("facility"):
         batches = batches.filter(facility=facility)
     if feedstock_type := filters.get("feedstock_type"):
@@ -94,7 +106,7 @@ def batch_page(
     batches: QuerySet[ProductionBatch], size: int, after: str = "", before: str = ""
 ) -> BatchPage:
     """One page of `batches`, newest first, after or before a cursor; raises InvalidCursor."""
-    batches = batches.select_related("facility")
+    batches = batches.select_related("facility").only(*LIST_COLUMNS)
     if before:
         newer = batches.filter(Cursor.decode(before).newer()).order_by("started_at", "pk")
         rows = list(newer[: size + 1])
@@ -118,11 +130,12 @@ def _cursor(batch: ProductionBatch) -> str:
 
 
 def attention_counts() -> dict[str, int]:
-    """How many batches wait in each unsettled state; indexed, so cheap at any table size."""
-    counts = dict(
-        ProductionBatch.objects.filter(sync_status__in=NEEDS_ATTENTION)
-        .order_by()
-        .values_list("sync_status")
-        .annotate(Count("pk"))
-    )
-    return {status.value: counts.get(status.value, 0) for status in NEEDS_ATTENTION}
+    """How many batches wait in each unsettled state, counted up to COUNT_CAP.
+
+    The cap bounds the work to a slice of the status index, however large a backlog grows.
+    """
+    batches = ProductionBatch.objects.order_by()
+    return {
+        status.value: batches.filter(sync_status=status)[:COUNT_CAP].count()
+        for status in NEEDS_ATTENTION
+    }

@@ -10,11 +10,12 @@ from batches import selectors
 from batches.forms import BatchFilterForm, ProductionBatchForm
 from batches.models import ProductionBatch
 from batches.services import BatchNotEditable, save_batch
+from portal.http import HtmxHttpRequest
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
 @vary_on_headers("HX-Request")
-def batch_list(request: HttpRequest) -> HttpResponse:
+def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     filter_form = BatchFilterForm(request.GET)
     filter_form.is_valid()
     batches = selectors.filtered_batches(filter_form.filters())
@@ -22,16 +23,15 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     try:
         page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE, after=after, before=before)
     except selectors.InvalidCursor:
-        messages.warning(request, "That page link is not valid any more, so here is the first page.")
+        messages.warning(
+            request, "That page link is not valid any more, so here is the first page."
+        )
         page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE)
-    context = {
-        "filter_form": filter_form,
-        "page": page,
-        "query": _query_without_cursor(request),
-        "counts": selectors.attention_counts(),
-    }
-    template = "batches/list.html#results" if request.htmx else "batches/list.html"
-    return render(request, template, context)
+    context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
+    if request.htmx:
+        return render(request, "batches/list.html#results", context)
+    context.update(counts=selectors.attention_counts(), count_cap=selectors.COUNT_CAP)
+    return render(request, "batches/list.html", context)
 
 
 def _query_without_cursor(request: HttpRequest) -> str:

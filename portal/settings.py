@@ -12,7 +12,9 @@ environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=False)
 # Production sets its own key; `check --deploy` flags this development default (security.W009).
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-key-not-for-production")
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-local-development-key-not-for-production"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -89,7 +91,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
-USE_I18N = True
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"

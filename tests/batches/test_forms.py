@@ -27,7 +27,7 @@ def data(facility: Facility, feedstock_type: FeedstockType) -> dict[str, Any]:
     }
 
 
-def errors(data: dict[str, Any], **changes: Any) -> dict[str, list[str]]:
+def errors(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
     form = ProductionBatchForm({**data, **changes})
     form.is_valid()
     return form.errors

@@ -21,8 +21,17 @@ def references(response: Any) -> list[str]:
 
 
 def cursor(response: Any, rel: str) -> str | None:
-    match = re.search(rf'rel="{rel}" href="[^"]*(?:after|before)=([\w-]+)"', response.content.decode())
+    """The cursor in the page's Next or Previous link, or None when there is no such link."""
+    match = re.search(
+        rf'rel="{rel}" href="[^"]*(?:after|before)=([\w-]+)"', response.content.decode()
+    )
     return match.group(1) if match else None
+
+
+def follow(response: Any, rel: str) -> str:
+    token = cursor(response, rel)
+    assert token, f"no {rel} link"
+    return token
 
 
 @pytest.fixture
@@ -60,14 +69,14 @@ def test_pages_forward_to_the_end_and_back_to_the_start(
     first = operator_client.get(LIST)
     assert references(first) == expected[:25]
     assert cursor(first, "prev") is None
-    second = operator_client.get(LIST, {"after": cursor(first, "next")})
+    second = operator_client.get(LIST, {"after": follow(first, "next")})
     assert references(second) == expected[25:50]
-    last = operator_client.get(LIST, {"after": cursor(second, "next")})
+    last = operator_client.get(LIST, {"after": follow(second, "next")})
     assert references(last) == expected[50:]
     assert cursor(last, "next") is None
-    back = operator_client.get(LIST, {"before": cursor(last, "prev")})
+    back = operator_client.get(LIST, {"before": follow(last, "prev")})
     assert references(back) == expected[25:50]
-    top = operator_client.get(LIST, {"before": cursor(back, "prev")})
+    top = operator_client.get(LIST, {"before": follow(back, "prev")})
     assert references(top) == expected[:25]
     assert cursor(top, "prev") is None
 
@@ -122,7 +131,9 @@ def test_filters_by_facility_feedstock_status_and_date_range(operator_client: Cl
     wood, husk = make_feedstock_type("Wood"), make_feedstock_type("Husk")
     day = timezone.make_aware(datetime(2026, 3, 15, 12))
     make_batch(north, [wood], started_at=day, supplier_reference_id="REF-a")
-    make_batch(south, [wood, husk], started_at=day - timedelta(days=10), supplier_reference_id="REF-b")
+    make_batch(
+        south, [wood, husk], started_at=day - timedelta(days=10), supplier_reference_id="REF-b"
+    )
     make_batch(north, [husk], started_at=day - timedelta(days=20), supplier_reference_id="REF-c")
     ProductionBatch.objects.filter(supplier_reference_id="REF-c").update(sync_status="failed")
 
@@ -145,7 +156,7 @@ def test_filters_and_search_carry_over_to_the_next_page(
     html = first.content.decode()
     assert re.search(r'rel="next" href="\?q=ref-0&amp;sync_status=pending&amp;after=', html)
     second = operator_client.get(
-        LIST, {"q": "ref-0", "sync_status": "pending", "after": cursor(first, "next")}
+        LIST, {"q": "ref-0", "sync_status": "pending", "after": follow(first, "next")}
     )
     assert references(second) == [f"REF-{n:03d}" for n in range(25, 50)]
 

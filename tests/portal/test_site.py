@@ -53,34 +53,33 @@ def test_healthz_answers_503_when_the_database_does_not(database_url: str) -> No
     ], result.stderr
 
 
-def test_check_deploy_is_silent_with_a_production_environment() -> None:
-    result = subprocess.run(
+def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
             "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "portal.example.com",
+            **env,
         },
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_check_deploy_is_silent_with_a_production_environment(tmp_path: Path) -> None:
+    result = check_deploy(
+        tmp_path, SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="portal.example.com"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
-def test_check_deploy_flags_the_development_secret_key() -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DEBUG": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_check_deploy_flags_the_development_secret_key(tmp_path: Path) -> None:
+    result = check_deploy(tmp_path)
     assert result.returncode != 0
     assert "security.W009" in result.stderr
 

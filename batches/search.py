@@ -1,0 +1,88 @@
+"""Substring search over a batch's display name, supplier reference and Isometric id.
+
+The database indexes `ProductionBatch.search_text` by trigrams so that a rare term is found
+without reading every row: PostgreSQL with a pg_trgm GIN index (its planner picks between that
+index and the list's order by itself), SQLite with an FTS5 trigram table kept by triggers.
+Django's schema editor knows neither, and SQLite rebuilds a table to alter it (dropping its
+triggers), so `ensure_search_index` runs after every migrate and restores what is missing.
+"""
+
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
+
+from batches.models import ProductionBatch
+
+TABLE = ProductionBatch._meta.db_table
+# Past this many trigram matches a term is common, and walking the list's own order finds a
+# page of matches sooner than sorting them all.
+RARE_TERM_LIMIT = 1000
+
+_SQLITE_SEARCH_INDEX = [
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS batches_search USING fts5(
+        search_text, content='{TABLE}', content_rowid='id', tokenize='trigram')""",
+    f"""CREATE TRIGGER IF NOT EXISTS batches_search_insert AFTER INSERT ON {TABLE} BEGIN
+        INSERT INTO batches_search(rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS batches_search_delete AFTER DELETE ON {TABLE} BEGIN
+        INSERT INTO batches_search(batches_search, rowid, search_text)
+        VALUES ('delete', old.id, old.search_text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS batches_search_update
+    AFTER UPDATE OF display_name, supplier_reference_id, remote_id ON {TABLE} BEGIN
+        INSERT INTO batches_search(batches_search, rowid, search_text)
+        VALUES ('delete', old.id, old.search_text);
+        INSERT INTO batches_search(rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+]
+_POSTGRESQL_SEARCH_INDEX = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    f"""CREATE INDEX IF NOT EXISTS batch_search_trgm_idx
+        ON {TABLE} USING gin (search_text gin_trgm_ops)""",
+]
+
+
+def ensure_search_index(using: str = "default", **kwargs: Any) -> None:
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for statement in _POSTGRESQL_SEARCH_INDEX:
+                cursor.execute(statement)
+        elif connection.vendor == "sqlite":
+            complete = _sqlite_search_objects(connection) == 4
+            for statement in _SQLITE_SEARCH_INDEX:
+                cursor.execute(statement)
+            if not complete:
+                cursor.execute("INSERT INTO batches_search(batches_search) VALUES ('rebuild')")
+
+
+def _sqlite_search_objects(connection: BaseDatabaseWrapper) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'batches_search' "
+            "OR (type = 'trigger' AND name LIKE 'batches_search_%')"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def matching(batches: QuerySet[ProductionBatch], term: str) -> QuerySet[ProductionBatch]:
+    term = term.lower()
+    connection = connections[batches.db]
+    if connection.vendor == "sqlite" and len(term) >= 3:
+        ids = _sqlite_trigram_matches(connection, term)
+        if len(ids) < RARE_TERM_LIMIT:
+            return batches.filter(pk__in=ids)
+    return batches.filter(search_text__contains=term)
+
+
+def _sqlite_trigram_matches(connection: BaseDatabaseWrapper, term: str) -> list[int]:
+    # GLOB, because the trigram index serves it and its wildcards escape as one-character sets.
+    pattern = "".join(f"[{char}]" if char in "*?[" else char for char in term)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rowid FROM batches_search WHERE search_text GLOB %s LIMIT %s",
+            [f"*{pattern}*", RARE_TERM_LIMIT],
+        )
+        return [row[0] for row in cursor.fetchall()]

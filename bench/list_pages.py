@@ -1,0 +1,166 @@
+"""Time the batch list against the Django admin changelist over the same rows.
+
+    python bench/list_pages.py [--rows 100000] [--repeat 15] [--database-url URL]
+
+Builds the rows once in a database of its own (a SQLite file under bench/.data by default, kept
+between runs; with --database-url, PostgreSQL), then prints the median time of each page and the
+ratios the targets speak of: the list at least 5x faster than the admin changelist, and a deep page
+no slower than 1.5x the first.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WARM_UP = 5
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--database-url", default="")
+    return parser.parse_args()
+
+
+def configure(args: argparse.Namespace) -> None:
+    data = ROOT / "bench" / ".data"
+    data.mkdir(exist_ok=True)
+    default_url = f"sqlite:///{data / f'list_pages_{args.rows}.sqlite3'}"
+    os.environ["DATABASE_URL"] = args.database_url or default_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ["DEBUG"] = "0"
+    import django
+
+    django.setup()
+
+
+def build(rows: int) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.utils import timezone
+
+    from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+
+    call_command("migrate", verbosity=0)
+    if not User.objects.filter(username="bench").exists():
+        User.objects.create_superuser("bench", password="bench")
+    have = ProductionBatch.objects.count()
+    if have >= rows:
+        return
+    facilities = [
+        Facility.objects.get_or_create(
+            isometric_id=f"fcl_BENCH{n:015d}", defaults={"name": f"Kiln {n}"}
+        )[0]
+        for n in range(8)
+    ]
+    feedstocks = [
+        FeedstockType.objects.get_or_create(
+            isometric_id=f"ftt_BENCH{n:015d}", defaults={"name": f"Feedstock {n}"}
+        )[0]
+        for n in range(6)
+    ]
+    # As in a working portal: nearly every batch synced, 1% still pending, rejected or failed.
+    statuses = ([SyncStatus.PENDING] * 5 + [SyncStatus.FAILED] * 2 + [SyncStatus.REJECTED] * 3) + [
+        SyncStatus.SYNCED
+    ] * 990
+    start = timezone.now() - timedelta(days=3650)
+    through = ProductionBatch.feedstock_types.through
+    print(f"building {rows - have} batches ...", flush=True)
+    chunk = 10_000
+    for first in range(have, rows, chunk):
+        with transaction.atomic():
+            batches = ProductionBatch.objects.bulk_create(
+                [
+                    ProductionBatch(
+                        facility=facilities[n % 8],
+                        supplier_reference_id=f"KILN-{n % 8}-{n:08d}",
+                        display_name=f"Kiln {n % 8} run {n}",
+                        started_at=start + timedelta(minutes=5 * n),
+                        ended_at=start + timedelta(minutes=5 * n + 240),
+                        mass_magnitude=Decimal(n % 997) / 10 + 1,
+                        mass_unit="tonne",
+                        sync_status=statuses[n % len(statuses)],
+                        remote_id=f"ptb_{n:016d}" if n % 1000 >= 10 else None,
+                    )
+                    for n in range(first, min(first + chunk, rows))
+                ]
+            )
+            through.objects.bulk_create(
+                through(productionbatch_id=batch.pk, feedstocktype_id=feedstocks[batch.pk % 6].pk)
+                for batch in batches
+            )
+    print("built", flush=True)
+
+
+def median_ms(client, url: str, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(WARM_UP + repeat):
+        began = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - began)
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(times[WARM_UP:]) * 1000
+
+
+def main() -> None:
+    args = parse_args()
+    configure(args)
+    build(args.rows)
+
+    from django.test import Client
+
+    from batches.models import Facility, ProductionBatch
+    from batches.selectors import Cursor
+
+    client = Client(headers={"host": "localhost"})
+    client.login(username="bench", password="bench")
+    deep_row = ProductionBatch.objects.order_by("started_at", "pk")[args.rows // 10]
+    deep_cursor = Cursor.of(deep_row).encode()
+    admin_deep_page = (args.rows * 9 // 10) // 100
+    facility = Facility.objects.get(isometric_id="fcl_BENCH000000000000003")
+    term = f"{args.rows // 2:08d}"[:-1]  # part of a reference: matches ten batches
+    cases = [
+        ("first page", "/batches/", "/admin/batches/productionbatch/"),
+        (
+            "deep page (90%)",
+            f"/batches/?after={deep_cursor}",
+            f"/admin/batches/productionbatch/?p={admin_deep_page}",
+        ),
+        ("search", f"/batches/?q={term}", f"/admin/batches/productionbatch/?q={term}"),
+        (
+            "filtered search",
+            f"/batches/?q=run&facility={facility.isometric_id}&sync_status=synced",
+            f"/admin/batches/productionbatch/?q=run&facility__isometric_id__exact={facility.isometric_id}&sync_status__exact=synced",
+        ),
+    ]
+    db = os.environ["DATABASE_URL"].split(":", 1)[0]
+    print(f"{args.rows} batches on {db}, median of {args.repeat} requests")
+    print(f"{'page':<18}{'list ms':>10}{'admin ms':>10}{'admin/list':>12}")
+    results = {}
+    for name, ours, admin in cases:
+        list_ms, admin_ms = (
+            median_ms(client, ours, args.repeat),
+            median_ms(client, admin, args.repeat),
+        )
+        results[name] = list_ms
+        ratio = admin_ms / list_ms
+        verdict = "PASS" if ratio >= 5 else "FAIL"
+        figures = f"{list_ms:>10.2f}{admin_ms:>10.2f}{ratio:>11.1f}x"
+        print(f"{name:<18}{figures}  {verdict} (target >= 5)")
+    deep_ratio = results["deep page (90%)"] / results["first page"]
+    verdict = "PASS" if deep_ratio <= 1.5 else "FAIL"
+    print(f"deep page / first page: {deep_ratio:.2f}  {verdict} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
