@@ -46,7 +46,7 @@ def build(rows: int) -> None:
 
     from django.contrib.auth.models import User
     from django.core.management import call_command
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
@@ -99,6 +99,9 @@ def build(rows: int) -> None:
                 through(productionbatch_id=batch.pk, feedstocktype_id=feedstocks[batch.pk % 6].pk)
                 for batch in batches
             )
+    # A database in service has planner statistics; a freshly bulk-loaded one has none yet.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     print("built", flush=True)
 
 
