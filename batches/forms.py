@@ -78,7 +78,8 @@ class ProductionBatchForm(forms.ModelForm):
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, label_suffix="", **kwargs)
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
         self.fields["supplier_reference_id"].required = False
         units = settings.BATCH_MASS_UNITS
         unit_field = self.fields["mass_unit"]

@@ -1,0 +1,223 @@
+"""The portal's client for the Isometric Certify API (`/mrv/v0`).
+
+One `requests.Session` per Client, so consecutive calls reuse one connection. Nothing is retried
+here: whether a failed call may be repeated is the caller's decision, and TransportError says
+whether the request may have reached Isometric.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Self
+from urllib.parse import quote
+
+import requests
+from requests.exceptions import ChunkedEncodingError
+
+from isometric.errors import MalformedResponse, RepeatedCursor
+from isometric.http_errors import response_error, transport_error
+from isometric.models import FeedstockType, NewProductionBatch, Organisation, Page, ProductionBatch
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 50
+DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+type Timeout = float | tuple[float, float]
+type QueryParams = Mapping[str, str | int]
+
+
+def _user_agent() -> str:
+    try:
+        return f"batch-portal/{version('batch-portal')}"
+    except PackageNotFoundError:
+        return "batch-portal/dev"
+
+
+USER_AGENT = _user_agent()
+
+
+class Client:
+    """Isometric's API for one organisation: its client secret and access token go on every
+    request. Methods return models and raise the errors in isometric.errors."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_secret: str,
+        access_token: str,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._secrets = [secret for secret in (client_secret, access_token) if secret]
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "X-Client-Secret": client_secret,
+                "Authorization": f"Bearer {access_token}",
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def list_production_batches(
+        self,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        supplier_reference_id: str | None = None,
+    ) -> Page[ProductionBatch]:
+        params = _page_params(first=first, after=after, last=last, before=before)
+        if supplier_reference_id is not None:
+            params["supplier_reference_id"] = supplier_reference_id
+        return self._fetch("GET", "/production_batches", _read_batch_page, params=params)
+
+    def iter_production_batches(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[ProductionBatch]:
+        return _follow_cursors(
+            lambda after: self.list_production_batches(first=page_size, after=after)
+        )
+
+    def get_production_batch(self, batch_id: str) -> ProductionBatch:
+        return self._fetch("GET", _batch_path(batch_id), ProductionBatch.from_json)
+
+    def find_production_batch(self, supplier_reference_id: str) -> ProductionBatch | None:
+        """The batch with this supplier_reference_id, or None.
+
+        Not every Isometric version honours the filter, so the nodes are checked, and when the
+        server ignored it, every page is scanned.
+        """
+        page = self.list_production_batches(
+            first=MAX_PAGE_SIZE, supplier_reference_id=supplier_reference_id
+        )
+        if not page.nodes:
+            return None
+        for batch in page.nodes:
+            if batch.supplier_reference_id == supplier_reference_id:
+                return batch
+        for batch in self.iter_production_batches():
+            if batch.supplier_reference_id == supplier_reference_id:
+                return batch
+        return None
+
+    def create_production_batch(self, batch: NewProductionBatch) -> ProductionBatch:
+        return self._fetch(
+            "POST", "/production_batches", ProductionBatch.from_json, body=batch.to_json()
+        )
+
+    def delete_production_batch(self, batch_id: str) -> None:
+        self._send("DELETE", _batch_path(batch_id))
+
+    def list_feedstock_types(
+        self,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Page[FeedstockType]:
+        params = _page_params(first=first, after=after, last=last, before=before)
+        return self._fetch("GET", "/feedstock_types", _read_feedstock_page, params=params)
+
+    def iter_feedstock_types(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[FeedstockType]:
+        return _follow_cursors(
+            lambda after: self.list_feedstock_types(first=page_size, after=after)
+        )
+
+    def get_organisation(self) -> Organisation:
+        return self._fetch("GET", "/organisation", Organisation.from_json)
+
+    def _fetch[T](
+        self,
+        method: str,
+        path: str,
+        read: Callable[[object], T],
+        *,
+        params: QueryParams | None = None,
+        body: dict[str, object] | None = None,
+    ) -> T:
+        response = self._send(method, path, params=params, body=body)
+        try:
+            return read(response.json())
+        except requests.JSONDecodeError:
+            message = f"{method} {path}: the response is not JSON"
+            raise MalformedResponse(message, response.status_code) from None
+        except MalformedResponse as exc:
+            raise MalformedResponse(f"{method} {path}: {exc}", response.status_code) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams | None = None,
+        body: dict[str, object] | None = None,
+    ) -> requests.Response:
+        what = f"{method} {path}"
+        started = time.monotonic()
+        try:
+            # No redirects: a redirect elsewhere would carry the client secret along.
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
+            raise transport_error(what, exc) from exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed_ms)
+        if not 200 <= response.status_code < 300:
+            raise response_error(what, response, self._secrets)
+        return response
+
+
+def _page_params(
+    *, first: int | None, after: str | None, last: int | None, before: str | None
+) -> dict[str, str | int]:
+    given = {"first": first, "after": after, "last": last, "before": before}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _batch_path(batch_id: str) -> str:
+    return f"/production_batches/{quote(batch_id, safe='')}"
+
+
+def _read_batch_page(data: object) -> Page[ProductionBatch]:
+    return Page.from_json(data, ProductionBatch.from_json)
+
+
+def _read_feedstock_page(data: object) -> Page[FeedstockType]:
+    return Page.from_json(data, FeedstockType.from_json)
+
+
+def _follow_cursors[T](fetch_page: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    seen: set[str] = set()
+    after: str | None = None
+    while True:
+        page = fetch_page(after)
+        yield from page.nodes
+        if not page.page_info.has_next_page:
+            return
+        after = page.page_info.end_cursor
+        if after is None:
+            raise MalformedResponse("has_next_page is true but end_cursor is null")
+        if after in seen:
+            raise RepeatedCursor(f"the server returned the cursor {after!r} twice")
+        seen.add(after)

@@ -1,0 +1,31 @@
+"""Fixtures for the whole suite: a local Isometric emulator over real HTTP, and a client for it."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from isometric.client import Client
+from isometric.emulator import Emulator
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[Emulator]:
+    """One emulator on an ephemeral port for the whole run; `emulator` resets it for each test."""
+    with Emulator(random_seed=20240122) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(emulator_server: Emulator) -> Emulator:
+    """The running emulator, fresh: no batches, default behaviour, empty stats."""
+    emulator_server.reset()
+    return emulator_server
+
+
+@pytest.fixture
+def isometric_client(emulator: Emulator) -> Iterator[Client]:
+    """An isometric Client for `emulator`. (Not `client`: that is Django's test client.)"""
+    with Client(
+        emulator.base_url, emulator.client_secret, emulator.access_token, timeout=(1.0, 5.0)
+    ) as client:
+        yield client
