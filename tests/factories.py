@@ -53,3 +53,22 @@ def make_batch(
     )
     batch.feedstock_types.set(feedstock_types or [make_feedstock_type()])
     return batch
+
+
+def batch_form_data(
+    facility: Facility, feedstock_type: FeedstockType, **changes: Any
+) -> dict[str, Any]:
+    """What an operator posts in the batch form: a valid batch that started two days ago."""
+    started = timezone.localtime() - timedelta(days=2)
+    return {
+        "facility": facility.isometric_id,
+        "feedstock_types": [feedstock_type.pk],
+        "supplier_reference_id": "KILN-A-0001",
+        "display_name": "",
+        "started_at": started.strftime("%Y-%m-%dT%H:%M"),
+        "ended_at": (started + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"),
+        "mass_magnitude": "12.5",
+        "mass_unit": "tonne",
+        "mass_standard_deviation": "",
+        **changes,
+    }

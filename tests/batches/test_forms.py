@@ -6,25 +6,14 @@ from django.utils import timezone
 
 from batches.forms import BatchFilterForm, ProductionBatchForm
 from batches.models import Facility, FeedstockType
-from tests.factories import make_batch
+from tests.factories import batch_form_data, make_batch
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def data(facility: Facility, feedstock_type: FeedstockType) -> dict[str, Any]:
-    started = timezone.localtime() - timedelta(days=2)
-    return {
-        "facility": facility.isometric_id,
-        "feedstock_types": [feedstock_type.pk],
-        "supplier_reference_id": "KILN-A-0001",
-        "display_name": "",
-        "started_at": started.strftime("%Y-%m-%dT%H:%M"),
-        "ended_at": (started + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"),
-        "mass_magnitude": "12.5",
-        "mass_unit": "tonne",
-        "mass_standard_deviation": "",
-    }
+    return batch_form_data(facility, feedstock_type)
 
 
 def errors(data: dict[str, Any], **changes: Any) -> dict[str, Any]:

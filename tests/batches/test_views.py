@@ -1,31 +1,23 @@
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
-from tests.factories import make_batch, make_user
+from tests.factories import batch_form_data, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def form_data(facility: Facility, feedstock_type: FeedstockType, **changes: Any) -> dict[str, Any]:
-    started = timezone.localtime() - timedelta(days=1)
-    return {
-        "facility": facility.isometric_id,
-        "feedstock_types": [feedstock_type.pk],
+    defaults = {
         "supplier_reference_id": "KILN-A-0042",
         "display_name": "Kiln A, week 47",
-        "started_at": started.strftime("%Y-%m-%dT%H:%M"),
-        "ended_at": (started + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"),
         "mass_magnitude": "3.25",
-        "mass_unit": "tonne",
         "mass_standard_deviation": "0.1",
-        **changes,
     }
+    return batch_form_data(facility, feedstock_type, **{**defaults, **changes})
 
 
 @pytest.mark.parametrize("name", ["batches:list", "batches:create"])
