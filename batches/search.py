@@ -51,7 +51,7 @@ def ensure_search_index(using: str = "default", **kwargs: Any) -> None:
             for statement in _POSTGRESQL_SEARCH_INDEX:
                 cursor.execute(statement)
         elif connection.vendor == "sqlite":
-            complete = _sqlite_search_objects(connection) == 4
+            complete = _sqlite_search_objects(connection) == len(_SQLITE_SEARCH_INDEX)
             for statement in _SQLITE_SEARCH_INDEX:
                 cursor.execute(statement)
             if not complete:

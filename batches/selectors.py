@@ -116,13 +116,13 @@ def batch_page(
             return BatchPage(page, _cursor(page[-1]), _cursor(page[0]))
         after = ""
     if after:
-        rows = list(batches.filter(Cursor.decode(after).older())[: size + 1])
-        page = rows[:size]
-        next_cursor = _cursor(page[-1]) if len(rows) > size else None
-        return BatchPage(page, next_cursor, _cursor(page[0]) if page else after)
+        batches = batches.filter(Cursor.decode(after).older())
     rows = list(batches[: size + 1])
     page = rows[:size]
-    return BatchPage(page, _cursor(page[-1]) if len(rows) > size else None, None)
+    next_cursor = _cursor(page[-1]) if len(rows) > size else None
+    # Past the end, Previous goes back from where the operator came.
+    previous_cursor = (_cursor(page[0]) if page else after) if after else None
+    return BatchPage(page, next_cursor, previous_cursor)
 
 
 def _cursor(batch: ProductionBatch) -> str:
