@@ -1,0 +1,17 @@
+from datetime import datetime
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter(expects_localtime=True)
+def minute(moment: datetime | None) -> str:
+    """A time to the minute in the portal's time zone, e.g. "3 Nov 2026 14:05".
+
+    strftime directly: Django's `date` filter costs about ten times as much, which shows in a
+    list that formats one per row.
+    """
+    if moment is None:
+        return ""
+    return f"{moment.day} {moment:%b %Y %H:%M}"
