@@ -213,3 +213,10 @@ def test_status_counts_are_shown(operator_client: Client) -> None:
     html = operator_client.get(LIST).content.decode()
     assert re.search(r"badge-pending\">Pending</span> 1<", html)
     assert re.search(r"badge-failed\">Failed</span> 1<", html)
+
+
+def test_start_times_are_shown_in_the_portal_time_zone(operator_client: Client) -> None:
+    make_batch(started_at=timezone.make_aware(datetime(2026, 3, 5, 12, 0), timezone.UTC))
+    with timezone.override("Europe/Helsinki"):
+        html = operator_client.get(LIST).content.decode()
+    assert "<td>5 Mar 2026 14:00</td>" in html
