@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -216,7 +216,7 @@ def test_status_counts_are_shown(operator_client: Client) -> None:
 
 
 def test_start_times_are_shown_in_the_portal_time_zone(operator_client: Client) -> None:
-    make_batch(started_at=timezone.make_aware(datetime(2026, 3, 5, 12, 0), timezone.UTC))
+    make_batch(started_at=datetime(2026, 3, 5, 12, 0, tzinfo=UTC))
     with timezone.override("Europe/Helsinki"):
         html = operator_client.get(LIST).content.decode()
     assert "<td>5 Mar 2026 14:00</td>" in html
