@@ -6,6 +6,7 @@ whether the request may have reached Isometric.
 """
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -52,6 +53,11 @@ class Client:
         self.timeout = timeout
         self._secrets = [secret for secret in (client_secret, access_token) if secret]
         self._session = requests.Session()
+        # The environment's proxy and CA bundle settings are read once here rather than on
+        # every request, which would cost a scan of os.environ and a look for ~/.netrc each time.
+        self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self._session.verify = _environ_ca_bundle() or True
+        self._session.trust_env = False
         self._session.headers.update(
             {
                 "User-Agent": USER_AGENT,
@@ -186,6 +192,10 @@ class Client:
         if not 200 <= response.status_code < 300:
             raise response_error(what, response, self._secrets)
         return response
+
+
+def _environ_ca_bundle() -> str | None:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
 def _page_params(

@@ -31,6 +31,7 @@ class Request:
     client_secret: str | None
     authorization: str | None
     body: bytes
+    arrived: float  # time.monotonic() when the request line came in
 
 
 class Drop(Enum):

@@ -11,6 +11,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -74,6 +75,12 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = -1  # headers and body leave in one write
     server: HttpServer
 
+    arrived = 0.0
+
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()  # the request line is in; its headers are parsed next
+        return super().parse_request()
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -106,6 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             client_secret=self.headers.get("X-Client-Secret"),
             authorization=self.headers.get("Authorization"),
             body=body,
+            arrived=self.arrived,
         )
 
     def _answer(self, request: Request) -> None:

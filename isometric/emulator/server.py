@@ -187,11 +187,14 @@ class Emulator:
             raise ValueError("next_faults must be a list of fault names")
         faults = [Fault(name) for name in next_faults]
         reseed = "random_seed" in options
+        new_rate_limit = "rate_limit_rps" in options
         random_seed = options.pop("random_seed", None)
         if random_seed is not None and not isinstance(random_seed, int):
             raise ValueError("random_seed must be a whole number")
         with self._settings_lock:
             self._settings = self._settings.updated(options)
+            if new_rate_limit:
+                self._limiter = RateLimiter()  # a new limit starts with a full bucket
             if faults:
                 self._faults.queue(faults)
             if reseed:
@@ -203,6 +206,7 @@ class Emulator:
         facilities and feedstock types stay."""
         with self._settings_lock:
             self._settings = Settings()
+            self._limiter = RateLimiter()
             self._faults.queue(())
             self._faults.reseed(self._random_seed)
         self._stats.clear()
@@ -218,11 +222,10 @@ class Emulator:
 
     def _serve_api(self, request: Request) -> Response | Drop:
         settings = self._settings
-        arrived = time.monotonic()
         outcome = self._outcome(request, settings)
         status = outcome.value if isinstance(outcome, Drop) else str(outcome.status)
         self._stats.request(route_name(request.method, request.path), status)
-        _answer_after_latency(settings, arrived)
+        _answer_after_latency(settings, request.arrived)
         return outcome
 
     def _outcome(self, request: Request, settings: Settings) -> Response | Drop:
@@ -250,14 +253,22 @@ def _check_id(item_id: str) -> None:
         )
 
 
+_PRECISE_WAIT = 0.0005  # seconds
+
+
 def _answer_after_latency(settings: Settings, arrived: float) -> None:
     """Latency is the emulated API's response time, its own handling included, as a client
     of the real API sees it."""
     jitter = random.uniform(-settings.jitter_ms, settings.jitter_ms)
     delay_ms = max(0.0, settings.latency_ms + jitter)
-    remaining = arrived + delay_ms / 1000 - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
+    due = arrived + delay_ms / 1000
+    # time.sleep wakes a fraction of a millisecond late; the last stretch is waited out on the
+    # clock so that clients see the latency configured, not more.
+    remaining = due - time.monotonic()
+    if remaining > _PRECISE_WAIT:
+        time.sleep(remaining - _PRECISE_WAIT)
+    while time.monotonic() < due:
+        pass
 
 
 def _retry_after(seconds: int, settings: Settings) -> dict[str, str]:

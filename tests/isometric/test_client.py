@@ -131,6 +131,20 @@ def test_every_request_carries_credentials_and_a_user_agent() -> None:
     assert len(headers["User-Agent"]) > len("batch-portal/")
 
 
+def test_the_environment_s_proxy_is_used(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The emulator answers an absolute-URL request, so it can stand in for a forward proxy.
+    monkeypatch.setenv("HTTP_PROXY", emulator.base_url.split("/mrv")[0])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    unreachable = "http://isometric.invalid/mrv/v0"
+    with Client(unreachable, emulator.client_secret, emulator.access_token) as client:
+        organisation = client.get_organisation()
+
+    assert organisation.id == emulator.organisation["id"]
+
+
 @pytest.mark.parametrize("page_size", [1, 7, 50])
 def test_pages_forwards_and_backwards_without_gaps_or_repeats(
     emulator: Emulator, isometric_client: Client, page_size: int
