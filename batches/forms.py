@@ -28,6 +28,14 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d")
 
 
+class PlainSelect(forms.Select):
+    """A select with neither option groups nor attributes on its options, in one template.
+    Django's own includes two templates for every option, which showed in the list's render time.
+    """
+
+    template_name = "batches/widgets/plain_select.html"
+
+
 def generate_supplier_reference_id(started_at: datetime | None) -> str:
     day = timezone.localtime(started_at) if started_at else timezone.localtime()
     while True:
@@ -131,15 +139,20 @@ class BatchFilterForm(forms.Form):
         to_field_name="isometric_id",
         required=False,
         empty_label="All facilities",
+        widget=PlainSelect,
     )
     feedstock_type = forms.ModelChoiceField(
         queryset=FeedstockType.objects.all(),
         to_field_name="isometric_id",
         required=False,
         empty_label="All feedstock types",
+        widget=PlainSelect,
     )
     sync_status = forms.ChoiceField(
-        label="Status", choices=[("", "Any status"), *SyncStatus.choices], required=False
+        label="Status",
+        choices=[("", "Any status"), *SyncStatus.choices],
+        required=False,
+        widget=PlainSelect,
     )
     started_from = forms.DateField(label="Started from", required=False, widget=DateInput)
     started_to = forms.DateField(label="Started until", required=False, widget=DateInput)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -132,10 +133,18 @@ def _cursor(batch: ProductionBatch) -> str:
 def attention_counts() -> dict[str, int]:
     """How many batches wait in each unsettled state, counted up to COUNT_CAP.
 
-    The cap bounds the work to a slice of the status index, however large a backlog grows.
+    The cap bounds the work to a slice of the status index, however large a backlog grows. The
+    capped counts go to the database as one statement: four round trips cost more than the
+    counting.
     """
-    batches = ProductionBatch.objects.order_by()
-    return {
-        status.value: batches.filter(sync_status=status)[:COUNT_CAP].count()
-        for status in NEEDS_ATTENTION
-    }
+    batches = ProductionBatch.objects.order_by().values("pk")
+    columns: list[str] = []
+    params: list[Any] = []
+    for status in NEEDS_ATTENTION:
+        sql, status_params = batches.filter(sync_status=status)[:COUNT_CAP].query.sql_with_params()
+        columns.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
+        params.extend(status_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        counts = cursor.fetchone()
+    return {status.value: count for status, count in zip(NEEDS_ATTENTION, counts, strict=True)}

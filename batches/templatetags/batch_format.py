@@ -1,4 +1,5 @@
 from datetime import datetime
+from decimal import Decimal
 
 from django import template
 
@@ -15,3 +16,11 @@ def minute(moment: datetime | None) -> str:
     if moment is None:
         return ""
     return f"{moment.day} {moment:%b %Y %H:%M}"
+
+
+@register.filter
+def quantity(value: Decimal | None) -> str:
+    """A decimal as people write it: "12.5", "100", never "12.500" or "1E+2"."""
+    if value is None:
+        return ""
+    return f"{value.normalize():f}"

@@ -1,5 +1,6 @@
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from batches import selectors
 from batches.models import ProductionBatch, SyncStatus
 from batches.selectors import Cursor
 from tests.factories import make_batch, make_facility, make_feedstock_type
@@ -213,6 +215,38 @@ def test_status_counts_are_shown(operator_client: Client) -> None:
     html = operator_client.get(LIST).content.decode()
     assert re.search(r"badge-pending\">Pending</span> 1<", html)
     assert re.search(r"badge-failed\">Failed</span> 1<", html)
+
+
+def test_status_counts_stop_at_the_cap(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+    for _ in range(3):
+        make_batch()
+    make_batch(sync_status=SyncStatus.REJECTED)
+    html = operator_client.get(LIST).content.decode()
+    assert re.search(r"badge-pending\">Pending</span> 2\+<", html)
+    assert re.search(r"badge-rejected\">Rejected</span> 1<", html)
+    assert re.search(r"badge-syncing\">Syncing</span> 0<", html)
+
+
+def test_chosen_filters_stay_chosen(operator_client: Client) -> None:
+    north = make_facility(name="North kiln")
+    make_facility(name="South kiln")
+    html = operator_client.get(LIST, {"facility": north.isometric_id, "sync_status": "failed"})
+    page = html.content.decode()
+    assert re.search(rf'<option value="{north.isometric_id}" selected>North kiln</option>', page)
+    assert re.search(r'<option value="failed" selected>Failed</option>', page)
+    assert page.count(" selected>") == 3  # and "All feedstock types"
+    assert '<select name="facility" id="id_facility">' in page
+
+
+def test_masses_are_written_as_people_write_them(operator_client: Client) -> None:
+    make_batch(mass_magnitude=Decimal("100.000"))
+    make_batch(mass_magnitude=Decimal("12.500"))
+    html = operator_client.get(LIST).content.decode()
+    assert '<td class="num">100 tonne</td>' in html
+    assert '<td class="num">12.5 tonne</td>' in html
 
 
 def test_start_times_are_shown_in_the_portal_time_zone(operator_client: Client) -> None:
