@@ -56,6 +56,15 @@ class BatchKind(models.TextChoices):
 class ProductionBatch(models.Model):
     """A production batch, stored here first; the row is also the sync worker's outbox entry."""
 
+    # None until the portal has an Isometric account for it: the batch is kept, not sent.
+    account = models.ForeignKey(
+        "portal.IsometricAccount",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="batches",
+    )
+
     # `facility_id` holds the Isometric facility id itself, as in the API.
     facility = models.ForeignKey(
         Facility, on_delete=models.PROTECT, to_field="isometric_id", related_name="batches"
@@ -116,6 +125,7 @@ class ProductionBatch(models.Model):
         indexes = [
             # The list's keyset order, alone and under each equality filter.
             models.Index(fields=["-started_at", "-id"], name="batch_started_idx"),
+            models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
         ]

@@ -71,11 +71,14 @@ class ServerError(IsometricError):
 class TransportError(IsometricError):
     """No usable response. `may_have_reached_server` is False only when the request surely was
     not sent (connection refused, DNS failure, connect timeout); a POST that fails otherwise may
-    have been stored."""
+    have been stored. `timed_out` tells a slow server from one that cannot be reached."""
 
-    def __init__(self, message: str, may_have_reached_server: bool) -> None:
+    def __init__(
+        self, message: str, may_have_reached_server: bool, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.may_have_reached_server = may_have_reached_server
+        self.timed_out = timed_out
 
 
 class MalformedResponse(IsometricError):

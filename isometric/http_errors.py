@@ -50,10 +50,16 @@ def response_error(
 
 def transport_error(what: str, exc: requests.RequestException) -> TransportError:
     """The error for a request that got no response, saying whether Isometric may have got it."""
-    if isinstance(exc, requests.ConnectTimeout) or _connection_refused(exc):
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransportError(
+            f"{what}: could not connect in time", may_have_reached_server=False, timed_out=True
+        )
+    if _connection_refused(exc):
         return TransportError(f"{what}: could not connect", may_have_reached_server=False)
     if isinstance(exc, requests.ReadTimeout):
-        return TransportError(f"{what}: no answer in time", may_have_reached_server=True)
+        return TransportError(
+            f"{what}: no answer in time", may_have_reached_server=True, timed_out=True
+        )
     return TransportError(f"{what}: the connection broke", may_have_reached_server=True)
 
 

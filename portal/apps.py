@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
+
+    def ready(self) -> None:
+        from portal import checks  # noqa: F401  (registers the system checks)
+        from portal.roles import ensure_credential_admins_group
+
+        post_migrate.connect(ensure_credential_admins_group, sender=self)

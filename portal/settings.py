@@ -15,6 +15,15 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str(
     "SECRET_KEY", default="django-insecure-local-development-key-not-for-production"
 )
+# Fernet keys for the Isometric credentials stored in the database, newest first: a new key goes in
+# front, `manage.py reencrypt_secrets` moves every secret onto it, then the old one can go.
+# The README says how to generate one.
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+# Seconds to connect to Isometric, and to wait for its answer.
+ISOMETRIC_TIMEOUT = (
+    env.float("ISOMETRIC_CONNECT_TIMEOUT", default=3.05),
+    env.float("ISOMETRIC_READ_TIMEOUT", default=10.0),
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -59,6 +68,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.isometric_accounts",
             ],
         },
     },

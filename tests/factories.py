@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from batches.models import Facility, FeedstockType, ProductionBatch
 from batches.roles import OPERATORS
+from isometric.emulator import Emulator
+from portal.models import Environment, IsometricAccount
 
 _serial = count(1)
 
@@ -25,6 +27,33 @@ def make_user(username: str = "", *, operator: bool = False, **fields: Any) -> U
     if operator:
         user.groups.add(Group.objects.get(name=OPERATORS))
     return user
+
+
+def make_account(
+    name: str = "",
+    *,
+    emulator: Emulator | None = None,
+    base_url: str = "http://127.0.0.1:9/mrv/v0",
+    members: tuple[User, ...] = (),
+    **credentials: str,
+) -> IsometricAccount:
+    """An account for `emulator` (its credentials unless others are given), or for base_url."""
+    account = IsometricAccount(
+        name=name or f"Account {next(_serial)}",
+        environment=Environment.CUSTOM,
+        base_url=emulator.base_url if emulator else base_url,
+    )
+    account.set_credentials(
+        client_secret=credentials.get(
+            "client_secret", emulator.client_secret if emulator else "test-client-secret"
+        ),
+        access_token=credentials.get(
+            "access_token", emulator.access_token if emulator else "test.access.token"
+        ),
+    )
+    account.save()
+    account.members.add(*members)
+    return account
 
 
 def make_facility(name: str = "Kiln A") -> Facility:

@@ -1,5 +1,7 @@
 """The portal's settings for the test suite: production's, less what a test client cannot do."""
 
+from cryptography.fernet import Fernet
+
 from portal.settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
@@ -13,3 +15,5 @@ STORAGES = {
 # Serve static files from the source folders, as in development: tests do not run collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# A key of the test run's own: production's comes from the environment.
+ENCRYPTION_KEYS = [Fernet.generate_key().decode()]

@@ -239,6 +239,7 @@ def test_a_read_timeout_may_have_reached_the_server(emulator: Emulator) -> None:
         client.get_organisation()
 
     assert caught.value.may_have_reached_server
+    assert caught.value.timed_out
     assert "no answer in time" in str(caught.value)
 
 
@@ -255,6 +256,7 @@ def test_a_refused_connection_did_not_reach_the_server() -> None:
         client.get_organisation()
 
     assert not caught.value.may_have_reached_server
+    assert not caught.value.timed_out
 
 
 def test_a_body_that_is_not_json_is_malformed() -> None:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -72,10 +73,32 @@ def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]
 
 def test_check_deploy_is_silent_with_a_production_environment(tmp_path: Path) -> None:
     result = check_deploy(
-        tmp_path, SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="portal.example.com"
+        tmp_path,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="portal.example.com",
+        ENCRYPTION_KEYS=Fernet.generate_key().decode(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_requires_encryption_keys(tmp_path: Path) -> None:
+    result = check_deploy(
+        tmp_path, SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="portal.example.com"
+    )
+    assert result.returncode != 0
+    assert "portal.E001" in result.stderr
+
+
+def test_check_deploy_refuses_a_key_that_is_not_a_fernet_key(tmp_path: Path) -> None:
+    result = check_deploy(
+        tmp_path,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="portal.example.com",
+        ENCRYPTION_KEYS="not-a-key",
+    )
+    assert result.returncode != 0
+    assert "portal.E002" in result.stderr
 
 
 def test_check_deploy_flags_the_development_secret_key(tmp_path: Path) -> None:

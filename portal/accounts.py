@@ -1,0 +1,85 @@
+"""Isometric accounts: who may use which, and whether their credentials work."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from isometric.errors import AuthenticationFailed, IsometricError, TransportError
+from portal import crypto
+from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount
+
+CREDENTIAL_ADMINS = "Credential admins"
+
+
+def accounts_of(user: AbstractBaseUser | AnonymousUser) -> QuerySet[IsometricAccount]:
+    """The accounts whose batches the user works with: a superuser's are all of them."""
+    if getattr(user, "is_superuser", False):
+        return IsometricAccount.objects.all()
+    if not user.is_authenticated:
+        return IsometricAccount.objects.none()
+    return IsometricAccount.objects.filter(members__pk=user.pk)
+
+
+def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not user.is_active or not getattr(user, "is_staff", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return Group.objects.filter(name=CREDENTIAL_ADMINS, user__pk=user.pk).exists()
+
+
+def accounts_needing_attention() -> QuerySet[IsometricAccount]:
+    """Accounts whose token expires within EXPIRY_WARNING (or has expired) or whose credentials
+    Isometric refused."""
+    soon = timezone.now() + EXPIRY_WARNING
+    return IsometricAccount.objects.filter(
+        Q(token_expires_at__lte=soon) | Q(connection_status=ConnectionStatus.REJECTED)
+    )
+
+
+@sensitive_variables()
+def check_connection(account: IsometricAccount) -> IsometricAccount:
+    """Ask Isometric who the credentials belong to (GET /organisation) and record the answer:
+    the organisation, and whether the credentials work."""
+    try:
+        with account.client() as client:
+            organisation = client.get_organisation()
+    except crypto.InvalidToken:
+        _record(account, ConnectionStatus.REJECTED, _UNREADABLE)
+    except AuthenticationFailed as exc:
+        _record(account, ConnectionStatus.REJECTED, _REFUSED.format(status=exc.status))
+    except TransportError as exc:
+        message = _SLOW if exc.timed_out else _UNREACHABLE.format(url=account.api_url)
+        _record(account, ConnectionStatus.UNREACHABLE, message)
+    except IsometricError as exc:
+        _record(account, ConnectionStatus.UNREACHABLE, _FAILING.format(status=exc.status or "?"))
+    else:
+        account.organisation_id, account.organisation_name = organisation.id, organisation.name
+        _record(account, ConnectionStatus.OK, f"Connected to {organisation.name}.")
+    return account
+
+
+_UNREADABLE = (
+    "The stored credentials cannot be decrypted with the current ENCRYPTION_KEYS. "
+    "Enter the client secret and access token again."
+)
+_REFUSED = "Isometric refused the credentials ({status}). Check the client secret and token."
+_SLOW = "Isometric did not answer in time. Try again in a few minutes."
+_UNREACHABLE = "Could not reach Isometric at {url}."
+_FAILING = "Isometric answered with an error ({status}). Try again in a few minutes."
+
+
+def _record(account: IsometricAccount, status: ConnectionStatus, message: str) -> None:
+    account.connection_status = status
+    account.connection_message = message
+    account.checked_at = timezone.now()
+    account.save(
+        update_fields=[
+            "organisation_id",
+            "organisation_name",
+            "connection_status",
+            "connection_message",
+            "checked_at",
+        ]
+    )

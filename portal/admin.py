@@ -1,0 +1,120 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from portal.accounts import check_connection, is_credential_admin
+from portal.models import ConnectionStatus, Environment, IsometricAccount
+
+SECRET_FIELDS = ("client_secret", "access_token")
+admin.site.site_header = admin.site.site_title = "Batch Portal admin"
+
+
+def _secret_input() -> forms.PasswordInput:
+    # new-password: browsers must not fill in the admin's own login password here.
+    return forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+
+class IsometricAccountForm(forms.ModelForm):
+    """Secrets are write-only: the form never renders them back. A blank field keeps the stored
+    value; its help text shows a masked hint of which one that is."""
+
+    client_secret = forms.CharField(required=False, strip=True, widget=_secret_input())
+    access_token = forms.CharField(required=False, strip=True, widget=_secret_input())
+
+    class Meta:
+        model = IsometricAccount
+        fields = ["name", "environment", "base_url", "members"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.pk is not None
+        for name, hint in (
+            ("client_secret", self.instance.client_secret_hint),
+            ("access_token", self.instance.access_token_hint),
+        ):
+            field = self.fields[name]
+            field.required = not stored
+            if stored:
+                field.help_text = f"Stored: {hint}. Leave blank to keep it."
+        self.fields["access_token"].help_text += " The organisation's JWT; it expires after a year."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("environment") == Environment.CUSTOM and not cleaned.get("base_url"):
+            self.add_error("base_url", "A custom environment needs its base URL.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> IsometricAccount:
+        account: IsometricAccount = super().save(commit=False)
+        account.set_credentials(
+            client_secret=self.cleaned_data["client_secret"],
+            access_token=self.cleaned_data["access_token"],
+        )
+        if commit:
+            account.save()
+            self.save_m2m()
+        return account
+
+
+@admin.register(IsometricAccount)
+class IsometricAccountAdmin(admin.ModelAdmin):
+    form = IsometricAccountForm
+    list_display = [
+        "name",
+        "environment",
+        "organisation_name",
+        "connection_status",
+        "token_expires_at",
+        "checked_at",
+    ]
+    readonly_fields = [
+        "organisation_name",
+        "organisation_id",
+        "token_expires_at",
+        "connection_status",
+        "connection_message",
+        "checked_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "environment", "base_url"]}),
+        ("Credentials", {"fields": list(SECRET_FIELDS)}),
+        ("Who uses it", {"fields": ["members"]}),
+        ("Connection", {"fields": [*readonly_fields]}),
+    ]
+    filter_horizontal = ["members"]
+    actions = ["test_connection"]
+
+    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_credential_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_credential_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_credential_admin(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_credential_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_credential_admin(request.user)
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[IsometricAccount]) -> None:
+        for account in queryset:
+            check_connection(account)
+            level = (
+                messages.SUCCESS
+                if account.connection_status == ConnectionStatus.OK
+                else messages.ERROR
+            )
+            self.message_user(request, f"{account}: {account.connection_message}", level)

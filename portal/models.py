@@ -1,0 +1,151 @@
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from isometric.client import Client
+from portal import crypto
+
+SANDBOX_URL = "https://api.sandbox.isometric.com/mrv/v0"
+PRODUCTION_URL = "https://api.isometric.com/mrv/v0"
+MASK = "••••"
+EXPIRY_WARNING = timedelta(days=30)
+
+
+class Environment(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox"
+    PRODUCTION = "production", "Production"
+    CUSTOM = "custom", "Custom base URL"
+
+
+class ConnectionStatus(models.TextChoices):
+    UNTESTED = "untested", "Not tested yet"
+    OK = "ok", "Connected"
+    REJECTED = "rejected", "Credentials rejected"
+    UNREACHABLE = "unreachable", "Unreachable"
+
+
+class IsometricAccount(models.Model):
+    """One Isometric organisation the portal pushes batches to, with the credentials it uses.
+
+    The client secret and the access token are stored encrypted (portal.crypto) and are written
+    through set_credentials(); nothing renders them back.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    environment = models.CharField(
+        max_length=20, choices=Environment.choices, default=Environment.SANDBOX
+    )
+    base_url = models.URLField(
+        "custom base URL", blank=True, help_text="Only for a custom environment."
+    )
+    encrypted_client_secret = models.TextField(editable=False)
+    encrypted_access_token = models.TextField(editable=False)
+    token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    organisation_id = models.CharField(max_length=40, blank=True, editable=False)
+    organisation_name = models.CharField(max_length=200, blank=True, editable=False)
+    connection_status = models.CharField(
+        max_length=20,
+        choices=ConnectionStatus.choices,
+        default=ConnectionStatus.UNTESTED,
+        editable=False,
+    )
+    connection_message = models.CharField(max_length=300, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="isometric_accounts",
+        blank=True,
+        help_text="The operators who record and see this account's batches.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Isometric account"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(environment=Environment.CUSTOM) | ~models.Q(base_url=""),
+                name="account_custom_has_base_url",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_url(self) -> str:
+        if self.environment == Environment.CUSTOM:
+            return self.base_url
+        return SANDBOX_URL if self.environment == Environment.SANDBOX else PRODUCTION_URL
+
+    def set_credentials(self, *, client_secret: str = "", access_token: str = "") -> None:
+        """Store whichever is given, encrypted; an empty one keeps what is stored. Changed
+        credentials have not been tested yet."""
+        if client_secret:
+            self.encrypted_client_secret = crypto.encrypt(client_secret)
+        if access_token:
+            self.encrypted_access_token = crypto.encrypt(access_token)
+            self.token_expires_at = token_expiry(access_token)
+        if client_secret or access_token:
+            self.connection_status = ConnectionStatus.UNTESTED
+            self.connection_message = ""
+
+    @property
+    def client_secret_hint(self) -> str:
+        return _hint(self.encrypted_client_secret)
+
+    @property
+    def access_token_hint(self) -> str:
+        return _hint(self.encrypted_access_token)
+
+    @property
+    def attention(self) -> str:
+        """What an admin must do something about, in words; "" when nothing."""
+        if self.connection_status == ConnectionStatus.REJECTED:
+            return "Isometric refused its credentials"
+        if self.token_expires_at is None:
+            return ""
+        when = f"{timezone.localtime(self.token_expires_at):%-d %b %Y}"
+        if self.token_expires_at <= timezone.now():
+            return f"its access token expired on {when}"
+        if self.token_expires_at <= timezone.now() + EXPIRY_WARNING:
+            return f"its access token expires on {when}"
+        return ""
+
+    def client(self) -> Client:
+        return Client(
+            self.api_url,
+            crypto.decrypt(self.encrypted_client_secret),
+            crypto.decrypt(self.encrypted_access_token),
+            timeout=settings.ISOMETRIC_TIMEOUT,
+        )
+
+
+def _hint(encrypted: str) -> str:
+    """Which secret is stored, without showing it: its last four characters."""
+    if not encrypted:
+        return "none stored"
+    try:
+        secret = crypto.decrypt(encrypted)
+    except crypto.InvalidToken:
+        return "stored, but no encryption key opens it"
+    return MASK + secret[-4:] if len(secret) >= 12 else MASK
+
+
+def token_expiry(token: str) -> datetime | None:
+    """The `exp` claim of a JWT, unverified; None when the token is not a JWT or has none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+        return datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
+        return None
