@@ -35,7 +35,8 @@ def make_account(
     emulator: Emulator | None = None,
     base_url: str = "http://127.0.0.1:9/mrv/v0",
     members: tuple[User, ...] = (),
-    **credentials: str,
+    client_secret: str | None = None,
+    access_token: str | None = None,
 ) -> IsometricAccount:
     """An account for `emulator` (its credentials unless others are given), or for base_url."""
     account = IsometricAccount(
@@ -43,14 +44,11 @@ def make_account(
         environment=Environment.CUSTOM,
         base_url=emulator.base_url if emulator else base_url,
     )
-    account.set_credentials(
-        client_secret=credentials.get(
-            "client_secret", emulator.client_secret if emulator else "test-client-secret"
-        ),
-        access_token=credentials.get(
-            "access_token", emulator.access_token if emulator else "test.access.token"
-        ),
-    )
+    if client_secret is None:
+        client_secret = emulator.client_secret if emulator else "test-client-secret"
+    if access_token is None:
+        access_token = emulator.access_token if emulator else "test.access.token"
+    account.set_credentials(client_secret=client_secret, access_token=access_token)
     account.save()
     account.members.add(*members)
     return account

@@ -102,7 +102,7 @@ def test_connection_ok_fills_the_organisation(emulator: Emulator) -> None:
     ],
 )
 def test_connection_with_refused_credentials(
-    emulator: Emulator, credentials: dict[str, str], status: int
+    emulator: Emulator, credentials: dict[str, Any], status: int
 ) -> None:
     account = check_connection(make_account(emulator=emulator, **credentials))
     assert account.connection_status == ConnectionStatus.REJECTED
