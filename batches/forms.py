@@ -5,9 +5,11 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
 # Crockford's base32 without look-alikes, so a generated reference can be read out over the phone.
@@ -53,6 +55,7 @@ class ProductionBatchForm(forms.ModelForm):
     class Meta:
         model = ProductionBatch
         fields = [
+            "account",
             "facility",
             "feedstock_types",
             "supplier_reference_id",
@@ -64,6 +67,7 @@ class ProductionBatchForm(forms.ModelForm):
             "mass_standard_deviation",
         ]
         labels = {
+            "account": "Isometric account",
             "supplier_reference_id": "Supplier reference",
             "mass_magnitude": "Mass",
             "mass_standard_deviation": "Standard deviation",
@@ -85,16 +89,34 @@ class ProductionBatchForm(forms.ModelForm):
             "feedstock_types": {"required": "Choose at least one feedstock type."},
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, accounts: QuerySet[IsometricAccount] | None = None, **kwargs: Any
+    ) -> None:
+        """`accounts`: those the user may record into. With one, batches go into it unasked;
+        with none, they are kept here until the portal has an account for them."""
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["supplier_reference_id"].required = False
+        if accounts is not None:
+            self._offer_accounts(accounts)
         units = settings.BATCH_MASS_UNITS
         unit_field = self.fields["mass_unit"]
         assert isinstance(unit_field, forms.ChoiceField)
         unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
+
+    def _offer_accounts(self, accounts: QuerySet[IsometricAccount]) -> None:
+        choices = list(accounts[:2])
+        if len(choices) > 1:
+            account_field = self.fields["account"]
+            assert isinstance(account_field, forms.ModelChoiceField)
+            account_field.queryset = accounts
+            account_field.required = True
+            return
+        del self.fields["account"]
+        if choices and self.instance.account_id is None:
+            self.instance.account = choices[0]
 
     def clean_started_at(self) -> datetime:
         return _not_in_future(self.cleaned_data["started_at"])

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches import search
 from batches.models import ProductionBatch, SyncStatus
+from portal.accounts import accounts_of
 
 NEEDS_ATTENTION = (SyncStatus.PENDING, SyncStatus.SYNCING, SyncStatus.REJECTED, SyncStatus.FAILED)
 COUNT_CAP = 1000
@@ -82,8 +84,19 @@ class BatchPage:
         return self.previous_cursor is None
 
 
-def filtered_batches(filters: dict[str, Any]) -> QuerySet[ProductionBatch]:
-    batches = ProductionBatch.objects.all()
+def visible_batches(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ProductionBatch]:
+    """The batches of the user's Isometric accounts, and those no account holds yet (recorded
+    before the portal was connected): anything else is another organisation's."""
+    if getattr(user, "is_superuser", False):
+        return ProductionBatch.objects.all()
+    return ProductionBatch.objects.filter(
+        Q(account__in=accounts_of(user).values("pk")) | Q(account=None)
+    )
+
+
+def filtered_batches(
+    batches: QuerySet[ProductionBatch], filters: dict[str, Any]
+) -> QuerySet[ProductionBatch]:
     if query := filters.get("q"):
         batches = search.matching(batches, query)
     if facility := filters.get("facility"):
@@ -130,18 +143,18 @@ def _cursor(batch: ProductionBatch) -> str:
     return Cursor.of(batch).encode()
 
 
-def attention_counts() -> dict[str, int]:
+def attention_counts(batches: QuerySet[ProductionBatch]) -> dict[str, int]:
     """How many batches wait in each unsettled state, counted up to COUNT_CAP.
 
     The cap bounds the work to a slice of the status index, however large a backlog grows. The
     capped counts go to the database as one statement: four round trips cost more than the
     counting.
     """
-    batches = ProductionBatch.objects.order_by().values("pk")
+    ids = batches.order_by().values("pk")
     columns: list[str] = []
     params: list[Any] = []
     for status in NEEDS_ATTENTION:
-        sql, status_params = batches.filter(sync_status=status)[:COUNT_CAP].query.sql_with_params()
+        sql, status_params = ids.filter(sync_status=status)[:COUNT_CAP].query.sql_with_params()
         columns.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
         params.extend(status_params)
     with connection.cursor() as cursor:

@@ -8,8 +8,8 @@ from django.views.decorators.vary import vary_on_headers
 
 from batches import selectors
 from batches.forms import BatchFilterForm, ProductionBatchForm
-from batches.models import ProductionBatch
 from batches.services import BatchNotEditable, save_batch
+from portal.accounts import accounts_of
 from portal.http import HtmxHttpRequest
 
 
@@ -18,7 +18,8 @@ from portal.http import HtmxHttpRequest
 def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     filter_form = BatchFilterForm(request.GET)
     filter_form.is_valid()
-    batches = selectors.filtered_batches(filter_form.filters())
+    visible = selectors.visible_batches(request.user)
+    batches = selectors.filtered_batches(visible, filter_form.filters())
     after, before = request.GET.get("after", ""), request.GET.get("before", "")
     try:
         page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE, after=after, before=before)
@@ -30,7 +31,7 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
     if request.htmx:
         return render(request, "batches/list.html#results", context)
-    context.update(counts=selectors.attention_counts(), count_cap=selectors.COUNT_CAP)
+    context.update(counts=selectors.attention_counts(visible), count_cap=selectors.COUNT_CAP)
     return render(request, "batches/list.html", context)
 
 
@@ -44,9 +45,9 @@ def _query_without_cursor(request: HttpRequest) -> str:
 @permission_required("batches.view_productionbatch", raise_exception=True)
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(
-        ProductionBatch.objects.select_related("facility", "created_by").prefetch_related(
-            "feedstock_types"
-        ),
+        selectors.visible_batches(request.user)
+        .select_related("facility", "created_by", "account")
+        .prefetch_related("feedstock_types"),
         pk=pk,
     )
     return render(request, "batches/detail.html", {"batch": batch})
@@ -55,7 +56,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("batches.add_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def batch_create(request: HttpRequest) -> HttpResponse:
-    form = ProductionBatchForm(request.POST or None)
+    form = ProductionBatchForm(request.POST or None, accounts=accounts_of(request.user))
     if request.method == "POST" and form.is_valid():
         batch = save_batch(form, request.user)
         if batch:
@@ -67,11 +68,13 @@ def batch_create(request: HttpRequest) -> HttpResponse:
 @permission_required("batches.change_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    batch = get_object_or_404(ProductionBatch, pk=pk)
+    batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
     if not batch.is_editable:
         messages.error(request, _NOT_EDITABLE)
         return redirect(batch)
-    form = ProductionBatchForm(request.POST or None, instance=batch)
+    form = ProductionBatchForm(
+        request.POST or None, instance=batch, accounts=accounts_of(request.user)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             saved = save_batch(form, request.user)

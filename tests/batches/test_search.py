@@ -10,7 +10,10 @@ pytestmark = pytest.mark.django_db
 
 
 def found(term: str) -> list[str]:
-    return sorted(b.supplier_reference_id for b in filtered_batches({"q": term}))
+    return sorted(
+        b.supplier_reference_id
+        for b in filtered_batches(ProductionBatch.objects.all(), {"q": term})
+    )
 
 
 def test_search_follows_edits_and_deletes() -> None:
