@@ -24,7 +24,12 @@ class IsometricAccountForm(forms.ModelForm):
     value; its help text shows a masked hint of which one that is."""
 
     client_secret = forms.CharField(required=False, strip=True, widget=_secret_input())
-    access_token = forms.CharField(required=False, strip=True, widget=_secret_input())
+    access_token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=_secret_input(),
+        help_text="The organisation's JWT; it expires after a year.",
+    )
 
     class Meta:
         model = IsometricAccount
@@ -40,8 +45,9 @@ class IsometricAccountForm(forms.ModelForm):
             field = self.fields[name]
             field.required = not stored
             if stored:
-                field.help_text = f"Stored: {hint}. Leave blank to keep it."
-        self.fields["access_token"].help_text += " The organisation's JWT; it expires after a year."
+                field.help_text = (
+                    f"Stored: {hint}. Leave blank to keep it. {field.help_text}".rstrip()
+                )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
