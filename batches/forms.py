@@ -38,6 +38,15 @@ class PlainSelect(forms.Select):
     template_name = "batches/widgets/plain_select.html"
 
 
+def reference_taken(
+    reference: str, account: IsometricAccount | None, exclude_pk: int | None = None
+) -> bool:
+    taken = ProductionBatch.objects.filter(account=account, supplier_reference_id=reference)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    return taken.exists()
+
+
 def generate_supplier_reference_id(started_at: datetime | None) -> str:
     day = timezone.localtime(started_at) if started_at else timezone.localtime()
     while True:
@@ -85,7 +94,6 @@ class ProductionBatchForm(forms.ModelForm):
             "ended_at": DateTimeLocalInput,
         }
         error_messages = {
-            "supplier_reference_id": {"unique": DUPLICATE_REFERENCE},
             "feedstock_types": {"required": "Choose at least one feedstock type."},
         }
 
@@ -141,9 +149,19 @@ class ProductionBatchForm(forms.ModelForm):
         started_at, ended_at = cleaned.get("started_at"), cleaned.get("ended_at")
         if started_at and ended_at and ended_at <= started_at:
             self.add_error("ended_at", "Production must end after it started.")
-        if not cleaned.get("supplier_reference_id") and "supplier_reference_id" not in self.errors:
+        reference = cleaned.get("supplier_reference_id")
+        if reference and self._reference_taken(reference, cleaned.get("account")):
+            self.add_error("supplier_reference_id", DUPLICATE_REFERENCE)
+        elif not reference and "supplier_reference_id" not in self.errors:
             cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
         return cleaned
+
+    def _reference_taken(self, reference: str, account: IsometricAccount | None) -> bool:
+        """References are unique within an account (the model's constraint), which the form
+        does not check by itself when the account is not one of its fields."""
+        if "account" not in self.fields:
+            account = self.instance.account
+        return reference_taken(reference, account, exclude_pk=self.instance.pk)
 
 
 def _not_in_future(moment: datetime) -> datetime:

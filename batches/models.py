@@ -70,7 +70,8 @@ class ProductionBatch(models.Model):
         Facility, on_delete=models.PROTECT, to_field="isometric_id", related_name="batches"
     )
     feedstock_types = models.ManyToManyField(FeedstockType, related_name="batches")
-    supplier_reference_id = models.CharField(max_length=100, unique=True)
+    # Unique within an account (see Meta); "" only for a batch pulled from Isometric without one.
+    supplier_reference_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=BatchKind, default=BatchKind.BIOCHAR)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
@@ -88,8 +89,17 @@ class ProductionBatch(models.Model):
         max_length=10, choices=SyncStatus, default=SyncStatus.PENDING, editable=False
     )
     sync_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # When the worker next looks at the batch: the retry time while pending, the end of the
+    # worker's lease while syncing (a lease that ran out means the worker died: due again).
     next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    # A push may have reached Isometric without the portal learning the outcome, so the next
+    # attempt looks the batch up by its reference before posting it again.
+    possibly_sent = models.BooleanField(default=False, editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    # Isometric's 422, as [form field name or None, message] pairs.
+    rejection_errors = models.JSONField(default=list, blank=True, editable=False)
+    deleted_in_isometric_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -128,6 +138,25 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+            # The worker's queue: only rows still to be sent, in the order they fall due.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(sync_status__in=["pending", "syncing"]),
+                name="batch_due_idx",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "supplier_reference_id"],
+                condition=~models.Q(supplier_reference_id=""),
+                name="batch_reference_unique_in_account",
+            ),
+            # NULLs are distinct in a unique index: batches not yet in an account need their own.
+            models.UniqueConstraint(
+                fields=["supplier_reference_id"],
+                condition=models.Q(account=None) & ~models.Q(supplier_reference_id=""),
+                name="batch_reference_unique_unassigned",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -147,5 +176,37 @@ class ProductionBatch(models.Model):
         return self.sync_status not in (SyncStatus.SYNCED, SyncStatus.SYNCING)
 
     @property
+    def is_settled(self) -> bool:
+        """Nothing will change on its own: the status badge stops watching."""
+        return self.sync_status not in (SyncStatus.PENDING, SyncStatus.SYNCING)
+
+    @property
     def feedstock_type_ids(self) -> list[str]:
         return [feedstock.isometric_id for feedstock in self.feedstock_types.all()]
+
+
+class AttemptOutcome(models.TextChoices):
+    CREATED = "created", "Created in Isometric"
+    ADOPTED = "adopted", "Found in Isometric"
+    REJECTED = "rejected", "Refused by Isometric"
+    RETRY = "retry", "Will retry"
+    FAILED = "failed", "Gave up"
+    PAUSED = "paused", "Credentials refused"
+
+
+class SyncAttempt(models.Model):
+    """One push of a batch to Isometric, for the batch's history."""
+
+    batch = models.ForeignKey(ProductionBatch, on_delete=models.CASCADE, related_name="attempts")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=AttemptOutcome)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["batch", "-started_at"], name="attempt_batch_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm
+from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm, reference_taken
 from batches.models import ProductionBatch, SyncStatus
 
 
@@ -25,23 +25,41 @@ def save_batch(
         batch.created_by_id = user.pk
     batch.sync_status = SyncStatus.PENDING
     batch.next_attempt_at = timezone.now()
+    batch.sync_attempts = 0
     batch.last_error = ""
+    batch.rejection_errors = []
     try:
         with transaction.atomic():
             if not batch._state.adding:
-                _lock_editable(batch.pk)
+                # The worker may have tried it since the form was loaded: whether that try
+                # reached Isometric is the worker's to say, not the form's stale copy.
+                batch.possibly_sent = _lock_editable(batch.pk).possibly_sent
             batch.save()
             form.save_m2m()
     except IntegrityError:
-        taken = ProductionBatch.objects.filter(supplier_reference_id=batch.supplier_reference_id)
-        if not taken.exclude(pk=batch.pk).exists():
+        if not reference_taken(batch.supplier_reference_id, batch.account, exclude_pk=batch.pk):
             raise
         form.add_error("supplier_reference_id", DUPLICATE_REFERENCE)
         return None
     return batch
 
 
-def _lock_editable(pk: int) -> None:
-    current = ProductionBatch.objects.select_for_update().only("sync_status").get(pk=pk)
+def retry_batch(batch: ProductionBatch) -> bool:
+    """Send a batch the worker gave up on again, from a fresh count of attempts. False when it
+    was not failed (any more)."""
+    updated = ProductionBatch.objects.filter(pk=batch.pk, sync_status=SyncStatus.FAILED).update(
+        sync_status=SyncStatus.PENDING,
+        sync_attempts=0,
+        next_attempt_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    return updated == 1
+
+
+def _lock_editable(pk: int) -> ProductionBatch:
+    current = (
+        ProductionBatch.objects.select_for_update().only("sync_status", "possibly_sent").get(pk=pk)
+    )
     if not current.is_editable:
         raise BatchNotEditable(pk)
+    return current

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from typing import Self
 from urllib.parse import quote
@@ -94,8 +95,16 @@ class Client:
         return self._fetch("GET", "/production_batches", _read_batch_page, params=params)
 
     def iter_production_batches(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[ProductionBatch]:
+        for page in self.iter_production_batch_pages(page_size):
+            yield from page.nodes
+
+    def iter_production_batch_pages(
+        self, page_size: int = MAX_PAGE_SIZE, *, read_ahead: bool = False
+    ) -> Iterator[Page[ProductionBatch]]:
+        """Every page, first to last. With read_ahead, the next page is fetched in a thread
+        while the caller works on this one; the caller must not use the client meanwhile."""
         return _follow_cursors(
-            lambda after: self.list_production_batches(first=page_size, after=after)
+            lambda after: self.list_production_batches(first=page_size, after=after), read_ahead
         )
 
     def get_production_batch(self, batch_id: str) -> ProductionBatch:
@@ -140,9 +149,11 @@ class Client:
         return self._fetch("GET", "/feedstock_types", _read_feedstock_page, params=params)
 
     def iter_feedstock_types(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[FeedstockType]:
-        return _follow_cursors(
+        pages = _follow_cursors(
             lambda after: self.list_feedstock_types(first=page_size, after=after)
         )
+        for page in pages:
+            yield from page.nodes
 
     def get_organisation(self) -> Organisation:
         return self._fetch("GET", "/organisation", Organisation.from_json)
@@ -217,17 +228,39 @@ def _read_feedstock_page(data: object) -> Page[FeedstockType]:
     return Page.from_json(data, FeedstockType.from_json)
 
 
-def _follow_cursors[T](fetch_page: Callable[[str | None], Page[T]]) -> Iterator[T]:
-    seen: set[str] = set()
-    after: str | None = None
-    while True:
-        page = fetch_page(after)
-        yield from page.nodes
-        if not page.page_info.has_next_page:
-            return
-        after = page.page_info.end_cursor
-        if after is None:
-            raise MalformedResponse("has_next_page is true but end_cursor is null")
-        if after in seen:
-            raise RepeatedCursor(f"the server returned the cursor {after!r} twice")
-        seen.add(after)
+def _follow_cursors[T](
+    fetch_page: Callable[[str | None], Page[T]], read_ahead: bool = False
+) -> Iterator[Page[T]]:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="isometric-read-ahead") as pool:
+
+        def fetch(after: str | None) -> Future[Page[T]]:
+            return pool.submit(fetch_page, after) if read_ahead else _done(fetch_page, after)
+
+        seen: set[str] = set()
+        next_page: Future[Page[T]] | None = fetch(None)
+        while next_page is not None:
+            page = next_page.result()
+            next_page = None
+            if page.page_info.has_next_page:
+                next_page = fetch(_next_cursor(page, seen))
+            yield page
+
+
+def _done[T](fetch_page: Callable[[str | None], Page[T]], after: str | None) -> Future[Page[T]]:
+    """The page fetched now, as a finished Future (or one holding the error)."""
+    future: Future[Page[T]] = Future()
+    try:
+        future.set_result(fetch_page(after))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
+
+
+def _next_cursor[T](page: Page[T], seen: set[str]) -> str:
+    after = page.page_info.end_cursor
+    if after is None:
+        raise MalformedResponse("has_next_page is true but end_cursor is null")
+    if after in seen:
+        raise RepeatedCursor(f"the server returned the cursor {after!r} twice")
+    seen.add(after)
+    return after

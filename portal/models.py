@@ -56,6 +56,10 @@ class IsometricAccount(models.Model):
     )
     connection_message = models.CharField(max_length=300, blank=True, editable=False)
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The next pull of Isometric's batches falls due then (now, when an operator asks for one).
+    pull_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_pull_summary = models.CharField(max_length=300, blank=True, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         related_name="isometric_accounts",

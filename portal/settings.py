@@ -162,3 +162,12 @@ LOGGING = {
 # Units an operator may choose for a batch's mass; Isometric accepts any non-empty unit string.
 BATCH_MASS_UNITS = env.list("BATCH_MASS_UNITS", default=["tonne", "kg"])
 BATCH_PAGE_SIZE = env.int("BATCH_PAGE_SIZE", default=25)
+
+# The sync worker (batches.sync, `manage.py sync_worker`).
+SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=10)  # then the batch is failed
+SYNC_BACKOFF_BASE = env.float("SYNC_BACKOFF_BASE", default=2.0)  # seconds, doubled per attempt
+SYNC_BACKOFF_CAP = env.float("SYNC_BACKOFF_CAP", default=600.0)  # seconds
+# How long a claimed batch is the worker's: longer than a push can take (timeouts included).
+SYNC_LEASE = env.float("SYNC_LEASE", default=120.0)  # seconds
+SYNC_POLL_INTERVAL = env.float("SYNC_POLL_INTERVAL", default=0.5)  # seconds, when idle
+SYNC_PULL_INTERVAL = env.float("SYNC_PULL_INTERVAL", default=900.0)  # seconds

@@ -76,6 +76,7 @@ def make_batch(
         ended_at=fields.pop("ended_at", started_at + timedelta(hours=6)),
         mass_magnitude=fields.pop("mass_magnitude", Decimal("12.5")),
         mass_unit=fields.pop("mass_unit", "tonne"),
+        next_attempt_at=fields.pop("next_attempt_at", timezone.now()),
         **fields,
     )
     batch.feedstock_types.set(feedstock_types or [make_feedstock_type()])

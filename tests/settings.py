@@ -1,5 +1,9 @@
 """The portal's settings for the test suite: production's, less what a test client cannot do."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from cryptography.fernet import Fernet
 
 from portal.settings import *  # noqa: F403
@@ -15,5 +19,10 @@ STORAGES = {
 # Serve static files from the source folders, as in development: tests do not run collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
-# A key of the test run's own: production's comes from the environment.
-ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+# A key of the test run's own, which the worker processes a test starts are given.
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[Fernet.generate_key().decode()])  # noqa: F405
+# On SQLite the test database is a file, so that worker processes started by tests share it.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"batch-portal-test-{os.getpid()}.sqlite3")
+    }

@@ -2,7 +2,9 @@ import pytest
 from django.test import Client
 
 from batches.models import Facility, FeedstockType
-from tests.factories import make_facility, make_feedstock_type, make_user
+from isometric.emulator import Emulator
+from portal.models import IsometricAccount
+from tests.factories import make_account, make_facility, make_feedstock_type, make_user
 
 
 @pytest.fixture
@@ -19,3 +21,21 @@ def facility(db: None) -> Facility:
 @pytest.fixture
 def feedstock_type(db: None) -> FeedstockType:
     return make_feedstock_type("Wood chips")
+
+
+@pytest.fixture
+def account(emulator: Emulator, db: None) -> IsometricAccount:
+    """An account for the emulator, whose facility and feedstock type the emulator knows."""
+    return make_account("Kilns Ltd", emulator=emulator)
+
+
+@pytest.fixture
+def known_facility(emulator: Emulator, facility: Facility) -> Facility:
+    emulator.register_facility(facility.isometric_id, facility.name)
+    return facility
+
+
+@pytest.fixture
+def known_feedstock_type(emulator: Emulator, feedstock_type: FeedstockType) -> FeedstockType:
+    emulator.register_feedstock_type(feedstock_type.isometric_id, feedstock_type.name)
+    return feedstock_type

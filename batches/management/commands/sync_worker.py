@@ -1,0 +1,29 @@
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from batches.worker import Worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Push due batches to Isometric and pull accounts on schedule until stopped "
+        "(SIGTERM or Ctrl-C finish the attempts in flight, then exit)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--concurrency", type=int, default=4, help="pushes at once (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--once", action="store_true", help="push everything due, then exit (for cron)"
+        )
+
+    def handle(self, *args: Any, concurrency: int, once: bool, **options: Any) -> None:
+        if concurrency < 1:
+            raise CommandError("--concurrency must be at least 1")
+        worker = Worker(concurrency, once=once)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: worker.stop())
+        worker.run()

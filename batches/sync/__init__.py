@@ -1,0 +1,17 @@
+"""The sync service: the portal's batches go to Isometric (push), Isometric's come back (pull).
+The worker (batches.worker) runs both; views and commands call them here."""
+
+from batches.sync.pull import PullResult, pull, pull_due_accounts, request_pull
+from batches.sync.push import Claim, Clients, claim_due, claimed_batch, push
+
+__all__ = [
+    "Claim",
+    "Clients",
+    "PullResult",
+    "claim_due",
+    "claimed_batch",
+    "pull",
+    "pull_due_accounts",
+    "push",
+    "request_pull",
+]

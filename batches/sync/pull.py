@@ -1,0 +1,288 @@
+"""Pull: mirror an account's batches in Isometric here, so those created elsewhere (Certify's UI,
+another tool) are browsable and searchable too, and those deleted there are marked so."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import batched
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from isometric.client import Client
+from isometric.errors import IsometricError
+from isometric.models import ProductionBatch as RemoteBatch
+from portal.models import ConnectionStatus, IsometricAccount
+
+log = logging.getLogger(__name__)
+
+# The through table of ProductionBatch.feedstock_types.
+FeedstockLink = ProductionBatch.feedstock_types.through
+
+
+@dataclass
+class PullResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.deleted} deleted in Isometric"
+        )
+
+
+def pull(account: IsometricAccount) -> PullResult:
+    """Page through all of the account's batches in Isometric and upsert them here by remote id
+    (adopting a local batch with the same supplier reference), a page per transaction. Raises
+    IsometricError when Isometric fails part-way: what was written stays, nothing is marked
+    deleted."""
+    started = timezone.now()
+    try:
+        with account.client() as client:
+            refresh_feedstock_types(client)
+            mirror = _Mirror(account, started)
+            for page in client.iter_production_batch_pages(read_ahead=True):
+                mirror.upsert(page.nodes)
+    except IsometricError as exc:
+        _record(account, f"The last refresh failed: {exc}")
+        raise
+    mirror.result.deleted = _mark_deleted(account, mirror.seen, started)
+    _record(account, str(mirror.result))
+    return mirror.result
+
+
+def request_pull(accounts: QuerySet[IsometricAccount]) -> int:
+    """Have the worker pull these accounts as soon as it can."""
+    return accounts.update(pull_due_at=timezone.now())
+
+
+def pull_due_accounts() -> list[IsometricAccount]:
+    """Claim the accounts whose pull is due: each is this worker's until the next interval, so
+    several workers do not pull the same account at once."""
+    now = timezone.now()
+    next_due = now + timedelta(seconds=settings.SYNC_PULL_INTERVAL)
+    due = IsometricAccount.objects.filter(Q(pull_due_at__lte=now) | Q(pull_due_at=None)).exclude(
+        connection_status=ConnectionStatus.REJECTED
+    )
+    return [
+        account
+        for account in due
+        if IsometricAccount.objects.filter(pk=account.pk, pull_due_at=account.pull_due_at).update(
+            pull_due_at=next_due
+        )
+    ]
+
+
+def refresh_feedstock_types(client: Client) -> None:
+    """Learn Isometric's feedstock types (new ones, new names), so the form offers them."""
+    known = {item.isometric_id: item for item in FeedstockType.objects.all()}
+    new, renamed = [], []
+    for remote in client.iter_feedstock_types():
+        name = remote.name[:200]
+        local = known.get(remote.id)
+        if local is None:
+            new.append(FeedstockType(isometric_id=remote.id, name=name))
+        elif local.name != name:
+            local.name = name
+            renamed.append(local)
+    FeedstockType.objects.bulk_create(new, ignore_conflicts=True)
+    FeedstockType.objects.bulk_update(renamed, ["name"])
+
+
+class _Mirror:
+    """Upserts pages of remote batches into one account, counting what it does."""
+
+    def __init__(self, account: IsometricAccount, now: datetime) -> None:
+        self.account = account
+        self.now = now
+        self.result = PullResult()
+        self.seen: set[str] = set()
+        self.facility_ids = set(Facility.objects.values_list("isometric_id", flat=True))
+        self.feedstock_pks = dict(FeedstockType.objects.values_list("isometric_id", "pk"))
+
+    @transaction.atomic
+    def upsert(self, nodes: list[RemoteBatch]) -> None:
+        self._know_facilities_and_feedstocks(nodes)
+        by_remote_id, by_reference = self._local_batches(nodes)
+        links = _feedstock_links([*by_remote_id.values(), *by_reference.values()])
+        new: list[tuple[ProductionBatch, RemoteBatch]] = []
+        changed: list[ProductionBatch] = []
+        relinked: dict[int, set[int]] = {}
+        for node in nodes:
+            self.seen.add(node.id)
+            feedstocks = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
+            batch = by_remote_id.get(node.id) or by_reference.get(node.supplier_reference_id or "")
+            if batch is None:
+                new.append((ProductionBatch(account=self.account, **_remote_fields(node)), node))
+                continue
+            fields_changed = _apply(batch, _remote_fields(node))
+            if feedstocks != links.get(batch.pk, set()):
+                relinked[batch.pk] = feedstocks
+            if fields_changed:
+                batch.updated_at = self.now
+                changed.append(batch)
+            if fields_changed or batch.pk in relinked:
+                self.result.updated += 1
+            else:
+                self.result.unchanged += 1
+        created = ProductionBatch.objects.bulk_create([batch for batch, _ in new])
+        ProductionBatch.objects.bulk_update(changed, [*_MIRRORED_FIELDS, "updated_at"])
+        for batch, node in zip(created, (node for _, node in new), strict=True):
+            relinked[batch.pk] = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
+        _relink(relinked)
+        self.result.new += len(created)
+
+    def _know_facilities_and_feedstocks(self, nodes: list[RemoteBatch]) -> None:
+        """Isometric has no facility endpoint, and a batch may name a feedstock type it no
+        longer lists: such ids are added under their id until an admin names them."""
+        facilities = {node.facility_id for node in nodes} - self.facility_ids
+        Facility.objects.bulk_create(
+            [Facility(isometric_id=fid, name=fid) for fid in facilities], ignore_conflicts=True
+        )
+        self.facility_ids |= facilities
+        feedstocks = {ftt for node in nodes for ftt in node.feedstock_type_ids}
+        missing = feedstocks - self.feedstock_pks.keys()
+        if missing:
+            FeedstockType.objects.bulk_create(
+                [FeedstockType(isometric_id=ftt, name=ftt) for ftt in missing],
+                ignore_conflicts=True,
+            )
+            self.feedstock_pks.update(
+                FeedstockType.objects.filter(isometric_id__in=missing).values_list(
+                    "isometric_id", "pk"
+                )
+            )
+
+    def _local_batches(
+        self, nodes: list[RemoteBatch]
+    ) -> tuple[dict[str, ProductionBatch], dict[str, ProductionBatch]]:
+        """The local copies of these remote batches, by remote id; and the account's batches
+        not yet in Isometric with the same supplier references, by reference."""
+        ids = [node.id for node in nodes]
+        by_remote_id = {
+            batch.remote_id: batch
+            for batch in ProductionBatch.objects.filter(remote_id__in=ids)
+            if batch.remote_id
+        }
+        references = [
+            node.supplier_reference_id
+            for node in nodes
+            if node.id not in by_remote_id and node.supplier_reference_id
+        ]
+        if not references:
+            return by_remote_id, {}
+        unsent = ProductionBatch.objects.filter(
+            account=self.account, remote_id=None, supplier_reference_id__in=references
+        )
+        return by_remote_id, {batch.supplier_reference_id: batch for batch in unsent}
+
+
+_MIRRORED_FIELDS = [
+    "remote_id",
+    "facility_id",
+    "supplier_reference_id",
+    "kind",
+    "started_at",
+    "ended_at",
+    "mass_magnitude",
+    "mass_unit",
+    "mass_standard_deviation",
+    "display_name",
+    "uploaded_at",
+    "deleted_in_isometric_at",
+    "sync_status",
+    "claim_token",
+    "possibly_sent",
+    "next_attempt_at",
+    "last_error",
+    "rejection_errors",
+]
+
+
+def _remote_fields(node: RemoteBatch) -> dict[str, Any]:
+    """A batch as Isometric holds it, settled: Isometric's copy is the one that counts."""
+    deviation = node.mass.standard_deviation
+    return {
+        "remote_id": node.id,
+        "facility_id": node.facility_id,
+        "supplier_reference_id": node.supplier_reference_id or "",
+        "kind": node.kind or "biochar",
+        "started_at": node.started_at,
+        "ended_at": node.ended_at,
+        "mass_magnitude": quantity(node.mass.magnitude),
+        "mass_unit": node.mass.unit,
+        "mass_standard_deviation": None if deviation is None else quantity(deviation),
+        "display_name": node.display_name or "",
+        "uploaded_at": node.uploaded_at,
+        "deleted_in_isometric_at": None,
+        "sync_status": SyncStatus.SYNCED,
+        "claim_token": "",
+        "possibly_sent": False,
+        "next_attempt_at": None,
+        "last_error": "",
+        "rejection_errors": [],
+    }
+
+
+def quantity(value: float) -> Decimal:
+    """A JSON number as the model's decimal (6 places)."""
+    return Decimal(repr(value)).quantize(Decimal("0.000001"))
+
+
+def _apply(batch: ProductionBatch, fields: dict[str, Any]) -> bool:
+    changed = False
+    for name, value in fields.items():
+        if getattr(batch, name) != value:
+            setattr(batch, name, value)
+            changed = True
+    return changed
+
+
+def _feedstock_links(batches: list[ProductionBatch]) -> dict[int, set[int]]:
+    links: dict[int, set[int]] = {}
+    rows = FeedstockLink.objects.filter(productionbatch_id__in=[batch.pk for batch in batches])
+    for batch_pk, feedstock_pk in rows.values_list("productionbatch_id", "feedstocktype_id"):
+        links.setdefault(batch_pk, set()).add(feedstock_pk)
+    return links
+
+
+def _relink(links: dict[int, set[int]]) -> None:
+    FeedstockLink.objects.filter(productionbatch_id__in=list(links)).delete()
+    FeedstockLink.objects.bulk_create(
+        FeedstockLink(productionbatch_id=batch_pk, feedstocktype_id=feedstock_pk)
+        for batch_pk, feedstocks in links.items()
+        for feedstock_pk in feedstocks
+    )
+
+
+def _mark_deleted(account: IsometricAccount, seen: set[str], started: datetime) -> int:
+    """Mark the account's mirrored batches that Isometric no longer lists. A batch synced while
+    the pull ran may be missing from pages already read, so only older rows count."""
+    mirrored = ProductionBatch.objects.filter(
+        account=account,
+        remote_id__isnull=False,
+        deleted_in_isometric_at=None,
+        updated_at__lt=started,
+    ).values_list("pk", "remote_id")
+    gone = [pk for pk, remote_id in mirrored.iterator(chunk_size=2000) if remote_id not in seen]
+    now = timezone.now()
+    for chunk in batched(gone, 500):
+        ProductionBatch.objects.filter(pk__in=chunk).update(
+            deleted_in_isometric_at=now, updated_at=now
+        )
+    return len(gone)
+
+
+def _record(account: IsometricAccount, summary: str) -> None:
+    log.info("pull %s: %s", account.name, summary)
+    IsometricAccount.objects.filter(pk=account.pk).update(
+        last_pulled_at=timezone.now(), last_pull_summary=summary[:300]
+    )

@@ -1,0 +1,367 @@
+"""Push: every batch reaches Isometric exactly once.
+
+The batch table is the outbox. A worker claims due rows (claim_due), pushes each outside any
+transaction (push), then records the outcome only if its claim still holds. A claim is a lease:
+when a worker dies, its rows fall due again when the lease runs out, and because the claim set
+`possibly_sent`, the next attempt looks the batch up in Isometric before posting it again.
+"""
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
+from isometric.client import Client
+from isometric.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FieldError,
+    IsometricError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    ValidationFailed,
+)
+from isometric.models import Mass, NewProductionBatch
+from isometric.models import ProductionBatch as RemoteBatch
+from portal import crypto
+from portal.models import ConnectionStatus, IsometricAccount
+
+log = logging.getLogger(__name__)
+
+PAUSED_MESSAGE = (
+    "Isometric refused this account's credentials, so sending is paused until an admin "
+    "updates them."
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    batch_id: int
+    token: str
+    # An earlier attempt may have reached Isometric: look the batch up before posting it.
+    look_up_first: bool
+
+
+def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
+    """Batches to push now: pending ones whose time has come and syncing ones whose worker's
+    lease ran out, in accounts whose credentials Isometric has not refused."""
+    return (
+        ProductionBatch.objects.filter(
+            sync_status__in=[SyncStatus.PENDING, SyncStatus.SYNCING],
+            next_attempt_at__lte=now,
+            account__isnull=False,
+        )
+        .exclude(account__connection_status=ConnectionStatus.REJECTED)
+        .order_by("next_attempt_at")
+    )
+
+
+def claim_due(limit: int) -> list[Claim]:
+    """Take up to `limit` due batches for this worker: they become `syncing` under a lease.
+
+    On PostgreSQL, SKIP LOCKED lets workers claim side by side without waiting on each other;
+    SQLite's IMMEDIATE transactions let one writer in at a time. The UPDATE repeats the
+    condition, so a row changed since it was read is not taken.
+    """
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        rows = list(
+            due_batches(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "possibly_sent")[:limit]
+        )
+        if not rows:
+            return []
+        due_batches(now).filter(pk__in=[pk for pk, _ in rows]).update(
+            sync_status=SyncStatus.SYNCING,
+            next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
+            claim_token=token,
+            possibly_sent=True,
+            updated_at=now,
+        )
+    return [Claim(pk, token, possibly_sent) for pk, possibly_sent in rows]
+
+
+def claimed_batch(claim: Claim) -> ProductionBatch | None:
+    """The claimed batch, with what a push needs; None when the claim no longer holds."""
+    return (
+        ProductionBatch.objects.select_related("account")
+        .prefetch_related("feedstock_types")
+        .filter(pk=claim.batch_id, claim_token=claim.token, sync_status=SyncStatus.SYNCING)
+        .first()
+    )
+
+
+class _Push:
+    """One attempt at one batch, remembering whether Isometric may now hold it."""
+
+    def __init__(self, batch: ProductionBatch, look_up_first: bool) -> None:
+        self.batch = batch
+        self.possibly_sent = look_up_first
+        self.posting = False
+
+    def send(self, clients: "Clients") -> tuple[RemoteBatch, bool]:
+        """Isometric's copy of the batch, and whether it was there already."""
+        assert self.batch.account is not None  # only batches in an account are claimed
+        try:
+            self.client = clients.get(self.batch.account)
+        except crypto.InvalidToken:
+            raise AuthenticationFailed(
+                "the stored credentials cannot be decrypted with the current ENCRYPTION_KEYS"
+            ) from None
+        reference = self.batch.supplier_reference_id
+        if self.possibly_sent:
+            found = self.client.find_production_batch(reference)
+            if found is not None:
+                return found, True
+            self.possibly_sent = False
+        self.posting = self.possibly_sent = True
+        try:
+            return self.client.create_production_batch(new_production_batch(self.batch)), False
+        except Conflict:
+            self.posting = False
+            found = self.client.find_production_batch(reference)
+            if found is None:
+                raise IsometricError(
+                    "Isometric says a batch with this supplier reference exists, "
+                    "but does not list one"
+                ) from None
+            return found, True
+
+    def failed(self, exc: IsometricError) -> None:
+        """Clear possibly_sent when Isometric's answer to our POST shows it stored nothing."""
+        if self.posting and not _may_have_stored(exc):
+            self.possibly_sent = False
+
+
+def _may_have_stored(exc: IsometricError) -> bool:
+    if isinstance(exc, TransportError):
+        return exc.may_have_reached_server
+    if isinstance(exc, ServerError):
+        return exc.status != 503  # 503 turns a request away; a 500 may come after the insert
+    return not isinstance(exc, ValidationFailed | AuthenticationFailed | RateLimited)
+
+
+class Clients:
+    """Isometric clients by account, each kept for its connection and replaced when the
+    account's credentials change. A requests session is not to be shared: one per thread."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, tuple[datetime, Client]] = {}
+
+    def get(self, account: IsometricAccount) -> Client:
+        held = self._clients.get(account.pk)
+        if held is not None and held[0] == account.updated_at:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        client = account.client()
+        self._clients[account.pk] = (account.updated_at, client)
+        return client
+
+    def close(self) -> None:
+        for _, client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def push(batch: ProductionBatch, claim: Claim, clients: Clients) -> AttemptOutcome:
+    """Send one claimed batch and record what came of it."""
+    started_at, started = timezone.now(), time.monotonic()
+    outcome: AttemptOutcome
+    attempt = _Push(batch, claim.look_up_first)
+    try:
+        remote, already_there = attempt.send(clients)
+    except IsometricError as exc:
+        attempt.failed(exc)
+        record = _Record(batch, claim, started_at, started, exc.status)
+        outcome = _record_failure(record, exc, attempt.possibly_sent)
+    else:
+        record = _Record(batch, claim, started_at, started, 200)
+        outcome = AttemptOutcome.ADOPTED if already_there else AttemptOutcome.CREATED
+        record.finish(
+            outcome,
+            _synced_message(remote, already_there),
+            sync_status=SyncStatus.SYNCED,
+            remote_id=remote.id,
+            uploaded_at=remote.uploaded_at or started_at,
+            display_name=(remote.display_name or batch.display_name)[:100],
+            sync_attempts=F("sync_attempts") + 1,
+            possibly_sent=False,
+            next_attempt_at=None,
+            last_error="",
+            rejection_errors=[],
+            deleted_in_isometric_at=None,
+        )
+    return outcome
+
+
+def _synced_message(remote: RemoteBatch, already_there: bool) -> str:
+    if already_there:
+        return f"Isometric already had it as {remote.id}: adopted, not sent again"
+    return f"Created as {remote.id}"
+
+
+def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool) -> AttemptOutcome:
+    message = str(exc)
+    if isinstance(exc, AuthenticationFailed):
+        _pause_account(record.batch.account, message)
+        record.finish(
+            AttemptOutcome.PAUSED,
+            message,
+            sync_status=SyncStatus.PENDING,
+            next_attempt_at=timezone.now(),
+            possibly_sent=possibly_sent,
+            last_error=PAUSED_MESSAGE,
+        )
+        return AttemptOutcome.PAUSED
+    if isinstance(exc, ValidationFailed):
+        record.finish(
+            AttemptOutcome.REJECTED,
+            message,
+            sync_status=SyncStatus.REJECTED,
+            sync_attempts=F("sync_attempts") + 1,
+            possibly_sent=False,
+            next_attempt_at=None,
+            last_error="Isometric refused this batch. Correct the fields marked and save it.",
+            rejection_errors=[[form_field(e), e.msg] for e in exc.field_errors],
+        )
+        return AttemptOutcome.REJECTED
+    attempts = record.batch.sync_attempts + 1
+    if attempts >= settings.SYNC_MAX_ATTEMPTS:
+        record.finish(
+            AttemptOutcome.FAILED,
+            message,
+            sync_status=SyncStatus.FAILED,
+            sync_attempts=F("sync_attempts") + 1,
+            possibly_sent=possibly_sent,
+            next_attempt_at=None,
+            last_error=f"Gave up after {attempts} attempts. The last: {message}",
+        )
+        return AttemptOutcome.FAILED
+    retry_after = getattr(exc, "retry_after", None)
+    delay = backoff(attempts, retry_after)
+    record.finish(
+        AttemptOutcome.RETRY,
+        f"{message}; next attempt in {delay:.0f} s",
+        sync_status=SyncStatus.PENDING,
+        sync_attempts=F("sync_attempts") + 1,
+        possibly_sent=possibly_sent,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        last_error=message,
+    )
+    return AttemptOutcome.RETRY
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt number `attempts + 1`: exponential, capped, jittered (so batches
+    that failed together do not come back together), and never sooner than Retry-After."""
+    ceiling = min(settings.SYNC_BACKOFF_CAP, settings.SYNC_BACKOFF_BASE * 2 ** (attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def _pause_account(account: IsometricAccount | None, message: str) -> None:
+    """Mark the account refused, unless its credentials changed since this push began."""
+    if account is None:
+        return
+    IsometricAccount.objects.filter(pk=account.pk, updated_at=account.updated_at).update(
+        connection_status=ConnectionStatus.REJECTED,
+        connection_message=f"Isometric refused the credentials while sending a batch: {message}",
+        checked_at=timezone.now(),
+    )
+
+
+class _Record:
+    """Writes an attempt's outcome, if the worker's claim on the batch still holds, and its
+    history line either way."""
+
+    def __init__(
+        self,
+        batch: ProductionBatch,
+        claim: Claim,
+        started_at: datetime,
+        started: float,
+        http_status: int | None,
+    ) -> None:
+        self.batch = batch
+        self.claim = claim
+        self.started_at = started_at
+        self.duration_ms = round((time.monotonic() - started) * 1000)
+        self.http_status = http_status
+
+    def finish(self, outcome: AttemptOutcome, message: str, **changes: Any) -> None:
+        with transaction.atomic():
+            held = ProductionBatch.objects.filter(
+                pk=self.batch.pk, claim_token=self.claim.token, sync_status=SyncStatus.SYNCING
+            ).update(claim_token="", updated_at=timezone.now(), **changes)
+            SyncAttempt.objects.create(
+                batch_id=self.batch.pk,
+                started_at=self.started_at,
+                duration_ms=self.duration_ms,
+                outcome=outcome,
+                http_status=self.http_status,
+                message=message[:500],
+            )
+        status = self.http_status or "-"
+        lost = "" if held else " (its lease had run out: the outcome was not applied)"
+        log.info(
+            "batch %s %s: %s [%s, %d ms] %s%s",
+            self.batch.pk,
+            self.batch.supplier_reference_id,
+            outcome.label,
+            status,
+            self.duration_ms,
+            message,
+            lost,
+        )
+
+
+def new_production_batch(batch: ProductionBatch) -> NewProductionBatch:
+    deviation = batch.mass_standard_deviation
+    return NewProductionBatch(
+        facility_id=batch.facility_id,
+        feedstock_type_ids=batch.feedstock_type_ids,
+        supplier_reference_id=batch.supplier_reference_id,
+        kind=batch.kind,
+        started_at=batch.started_at,
+        ended_at=batch.ended_at,
+        mass=Mass(
+            magnitude=float(batch.mass_magnitude),
+            unit=batch.mass_unit,
+            standard_deviation=None if deviation is None else float(deviation),
+        ),
+        display_name=batch.display_name or None,
+    )
+
+
+# Where Isometric's 422 locations point on the batch form.
+_FORM_FIELDS = {
+    ("facility_id",): "facility",
+    ("feedstock_type_ids",): "feedstock_types",
+    ("supplier_reference_id",): "supplier_reference_id",
+    ("display_name",): "display_name",
+    ("started_at",): "started_at",
+    ("ended_at",): "ended_at",
+    ("mass",): "mass_magnitude",
+    ("mass", "magnitude"): "mass_magnitude",
+    ("mass", "unit"): "mass_unit",
+    ("mass", "standard_deviation"): "mass_standard_deviation",
+}
+
+
+def form_field(error: FieldError) -> str | None:
+    """The batch form's field an error concerns, or None for the batch as a whole."""
+    parts = tuple(part for part in error.loc if isinstance(part, str) and part != "body")
+    return _FORM_FIELDS.get(parts[:2]) or _FORM_FIELDS.get(parts[:1])

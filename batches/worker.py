@@ -1,0 +1,102 @@
+"""The sync worker: pushes due batches with bounded concurrency and pulls accounts on schedule,
+until told to stop. `manage.py sync_worker` runs one; several may share one PostgreSQL."""
+
+import logging
+import queue
+import threading
+
+from django.conf import settings
+from django.db import connections
+
+from batches import sync
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        concurrency: int = 4,
+        poll_interval: float | None = None,
+        *,
+        once: bool = False,
+        pulls: bool = True,
+    ) -> None:
+        """`once`: push whatever is due, until nothing is, then return (no pulls)."""
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval or settings.SYNC_POLL_INTERVAL
+        self.once = once
+        self.pulls = pulls and not once
+        self.stopping = threading.Event()
+        self._work: queue.Queue[sync.Claim | None] = queue.Queue()
+        self._done: queue.Queue[None] = queue.Queue()
+
+    def stop(self) -> None:
+        """Claim nothing more; run() returns once the attempts in flight are recorded."""
+        self.stopping.set()
+
+    def run(self) -> None:
+        log.info("sync worker: pushing with concurrency %d", self.concurrency)
+        pushers = [
+            threading.Thread(target=self._pusher, name=f"push-{n}") for n in range(self.concurrency)
+        ]
+        for thread in pushers:
+            thread.start()
+        if self.pulls:
+            # A daemon: stopping does not wait for a long pull. Each page is written in its own
+            # transaction, so a pull cut short leaves nothing half-done.
+            threading.Thread(target=self._puller, name="pull", daemon=True).start()
+        try:
+            self._feed()
+        finally:
+            self.stopping.set()
+            for _ in pushers:
+                self._work.put(None)
+            for thread in pushers:
+                thread.join()
+            connections.close_all()
+        log.info("sync worker: stopped")
+
+    def _feed(self) -> None:
+        in_flight = 0
+        while not self.stopping.is_set():
+            free = self.concurrency - in_flight
+            claims = sync.claim_due(free) if free else []
+            for claim in claims:
+                self._work.put(claim)
+            in_flight += len(claims)
+            if self.once and not in_flight:
+                return
+            try:
+                self._done.get(timeout=self.poll_interval)
+            except queue.Empty:
+                continue
+            in_flight -= 1
+            while not self._done.empty():
+                self._done.get()
+                in_flight -= 1
+
+    def _pusher(self) -> None:
+        clients = sync.Clients()
+        try:
+            while (claim := self._work.get()) is not None:
+                try:
+                    batch = sync.claimed_batch(claim)
+                    if batch is not None:
+                        sync.push(batch, claim, clients)
+                except Exception:
+                    # The claim's lease runs out and the batch is tried again.
+                    log.exception("sync worker: pushing batch %s failed", claim.batch_id)
+                finally:
+                    self._done.put(None)
+        finally:
+            clients.close()
+            connections.close_all()
+
+    def _puller(self) -> None:
+        while not self.stopping.wait(self.poll_interval):
+            try:
+                for account in sync.pull_due_accounts():
+                    sync.pull(account)
+            except Exception:
+                log.exception("sync worker: pulling failed")

@@ -1,0 +1,234 @@
+"""One push attempt per outcome, against the emulator over real HTTP, driven by its faults."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from batches import sync
+from batches.models import AttemptOutcome, Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.sync.push import backoff, new_production_batch
+from isometric.client import Client
+from isometric.emulator import Emulator
+from portal.models import ConnectionStatus, IsometricAccount
+from tests.factories import make_account, make_batch, make_facility
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def batch(
+    account: IsometricAccount, known_facility: Facility, known_feedstock_type: FeedstockType
+) -> ProductionBatch:
+    return make_batch(
+        known_facility,
+        [known_feedstock_type],
+        account=account,
+        supplier_reference_id="KILN-A-0001",
+    )
+
+
+def push_once() -> AttemptOutcome:
+    """Claim the one due batch and push it, as a worker thread does."""
+    [claim] = sync.claim_due(10)
+    batch = sync.claimed_batch(claim)
+    assert batch is not None
+    clients = sync.Clients()
+    try:
+        return sync.push(batch, claim, clients)
+    finally:
+        clients.close()
+
+
+def created(emulator: Emulator, reference: str) -> int:
+    counts = emulator.stats()["created_by_supplier_reference_id"]
+    assert isinstance(counts, dict)
+    return int(counts.get(reference, 0))
+
+
+def test_a_created_batch_is_synced_with_isometric_id_and_name(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    assert push_once() == AttemptOutcome.CREATED
+
+    batch.refresh_from_db()
+    [remote] = emulator.production_batches()
+    assert batch.sync_status == SyncStatus.SYNCED
+    assert batch.remote_id == remote["id"]
+    assert batch.display_name == remote["display_name"] != ""
+    assert batch.uploaded_at is not None
+    assert (batch.sync_attempts, batch.claim_token, batch.possibly_sent) == (1, "", False)
+    [attempt] = batch.attempts.all()
+    assert (attempt.outcome, attempt.http_status) == (AttemptOutcome.CREATED, 200)
+    assert remote["id"] in attempt.message
+    assert created(emulator, "KILN-A-0001") == 1
+
+
+def test_a_refused_batch_keeps_each_field_error_at_its_form_field(
+    account: IsometricAccount, known_feedstock_type: FeedstockType, emulator: Emulator
+) -> None:
+    unknown_to_isometric = make_facility("Kiln Z")
+    batch = make_batch(unknown_to_isometric, [known_feedstock_type], account=account)
+
+    assert push_once() == AttemptOutcome.REJECTED
+
+    batch.refresh_from_db()
+    assert batch.sync_status == SyncStatus.REJECTED
+    assert batch.next_attempt_at is None
+    [[field, message]] = batch.rejection_errors
+    assert field == "facility"
+    assert "facility" in message.lower()
+    assert batch.attempts.get().http_status == 422
+
+
+def test_a_duplicate_reference_is_looked_up_and_adopted_not_sent_again(
+    batch: ProductionBatch, emulator: Emulator, isometric_client: Client
+) -> None:
+    existing = isometric_client.create_production_batch(new_production_batch(batch))
+
+    assert push_once() == AttemptOutcome.ADOPTED
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.remote_id) == (SyncStatus.SYNCED, existing.id)
+    assert created(emulator, "KILN-A-0001") == 1
+
+
+def test_a_lost_response_is_looked_up_before_posting_again(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    emulator.configure(next_faults=["lost_response"])
+
+    assert push_once() == AttemptOutcome.RETRY
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.possibly_sent) == (SyncStatus.PENDING, True)
+
+    ProductionBatch.objects.update(next_attempt_at=timezone.now())
+    assert push_once() == AttemptOutcome.ADOPTED
+    batch.refresh_from_db()
+    assert batch.sync_status == SyncStatus.SYNCED
+    assert created(emulator, "KILN-A-0001") == 1
+    requests = emulator.stats()["requests"]
+    assert isinstance(requests, dict)
+    assert requests["POST /production_batches"] == {"lost": 1}
+
+
+def test_a_rate_limited_push_waits_at_least_retry_after(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    emulator.configure(retry_after_seconds=30, next_faults=["rate_limited"])
+
+    assert push_once() == AttemptOutcome.RETRY
+
+    batch.refresh_from_db()
+    assert batch.sync_status == SyncStatus.PENDING
+    assert batch.next_attempt_at is not None
+    assert batch.next_attempt_at >= timezone.now() + timedelta(seconds=29)
+    # Isometric turned it away: nothing was stored, so the next attempt need not look first.
+    assert batch.possibly_sent is False
+    assert batch.attempts.get().http_status == 429
+
+
+@pytest.mark.parametrize("fault", ["error_500", "error_503", "reset"])
+def test_server_and_transport_errors_are_retried_after_a_backoff(
+    batch: ProductionBatch, emulator: Emulator, fault: str
+) -> None:
+    emulator.configure(retry_after_seconds=0, next_faults=[fault])
+
+    assert push_once() == AttemptOutcome.RETRY
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.PENDING, 1)
+    assert batch.next_attempt_at is not None
+    assert batch.next_attempt_at > timezone.now()
+    assert batch.last_error
+
+
+def test_backoff_grows_is_capped_jittered_and_respects_retry_after() -> None:
+    delays = [backoff(attempts) for attempts in range(1, 12)]
+
+    assert 1 <= delays[0] <= 2
+    assert 4 <= delays[2] <= 8
+    assert all(300 <= delay <= 600 for delay in delays[9:])
+    assert len({backoff(3) for _ in range(20)}) > 1
+    assert backoff(1, retry_after=45) == 45
+
+
+def test_after_the_last_attempt_the_batch_is_failed(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    ProductionBatch.objects.update(sync_attempts=9)  # SYNC_MAX_ATTEMPTS is 10
+    emulator.configure(next_faults=["error_500"])
+
+    assert push_once() == AttemptOutcome.FAILED
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.FAILED, 10)
+    assert batch.next_attempt_at is None
+    assert "Gave up after 10 attempts" in batch.last_error
+
+
+def test_refused_credentials_pause_the_account_without_counting_an_attempt(
+    emulator: Emulator, known_facility: Facility, known_feedstock_type: FeedstockType
+) -> None:
+    account = make_account(emulator=emulator, access_token="revoked.token.value")
+    batch = make_batch(known_facility, [known_feedstock_type], account=account)
+    other = make_batch(known_facility, [known_feedstock_type], account=account)
+
+    [claim, _] = sync.claim_due(2)
+    claimed = sync.claimed_batch(claim)
+    assert claimed is not None
+    assert sync.push(claimed, claim, sync.Clients()) == AttemptOutcome.PAUSED
+
+    account.refresh_from_db()
+    assert account.connection_status == ConnectionStatus.REJECTED
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.PENDING, 0)
+    assert "paused" in batch.last_error
+    # The account's batches wait, the other claimed one included, once its lease is over.
+    ProductionBatch.objects.filter(pk=other.pk).update(next_attempt_at=timezone.now())
+    assert sync.claim_due(10) == []
+
+    account.set_credentials(access_token=emulator.access_token)
+    account.save()
+    assert {claim.batch_id for claim in sync.claim_due(10)} == {batch.pk, other.pk}
+
+
+def test_two_claims_never_share_a_batch(account: IsometricAccount, facility: Facility) -> None:
+    batches = [make_batch(facility, account=account) for _ in range(5)]
+
+    first, second = sync.claim_due(3), sync.claim_due(3)
+
+    assert len(first) == 3 and len(second) == 2
+    assert {c.batch_id for c in first}.isdisjoint({c.batch_id for c in second})
+    assert sync.claim_due(3) == []
+    assert {c.batch_id for c in first + second} == {batch.pk for batch in batches}
+
+
+def test_batches_without_an_account_or_not_yet_due_are_not_claimed(
+    account: IsometricAccount, facility: Facility
+) -> None:
+    make_batch(facility, account=None)
+    make_batch(facility, account=account, next_attempt_at=timezone.now() + timedelta(hours=1))
+    make_batch(facility, account=account, sync_status=SyncStatus.FAILED)
+
+    assert sync.claim_due(10) == []
+
+
+def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
+    batch: ProductionBatch, emulator: Emulator, isometric_client: Client
+) -> None:
+    [claim] = sync.claim_due(1)
+    # Its worker posted it, then died before recording the outcome.
+    isometric_client.create_production_batch(new_production_batch(batch))
+    assert sync.claim_due(1) == []
+    ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+    [again] = sync.claim_due(1)
+    assert again.batch_id == batch.pk and again.look_up_first
+    assert again.token != claim.token
+    claimed = sync.claimed_batch(again)
+    assert claimed is not None
+    assert sync.push(claimed, again, sync.Clients()) == AttemptOutcome.ADOPTED
+    assert created(emulator, "KILN-A-0001") == 1
+    # The dead worker's claim no longer holds: its outcome would not be applied.
+    assert sync.claimed_batch(claim) is None
