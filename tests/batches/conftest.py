@@ -30,12 +30,15 @@ def account(emulator: Emulator, db: None) -> IsometricAccount:
 
 
 @pytest.fixture
-def known_facility(emulator: Emulator, facility: Facility) -> Facility:
-    emulator.register_facility(facility.isometric_id, facility.name)
-    return facility
+def known_facility(emulator: Emulator, db: None) -> Facility:
+    """A facility the emulator knows (the emulator is shared: tests add none to it)."""
+    [facility, *_] = emulator.facilities()
+    return Facility.objects.create(isometric_id=facility["id"], name=facility["name"])
 
 
 @pytest.fixture
-def known_feedstock_type(emulator: Emulator, feedstock_type: FeedstockType) -> FeedstockType:
-    emulator.register_feedstock_type(feedstock_type.isometric_id, feedstock_type.name)
-    return feedstock_type
+def known_feedstock_type(emulator: Emulator, db: None) -> FeedstockType:
+    [feedstock_type, *_] = emulator.feedstock_types()
+    return FeedstockType.objects.create(
+        isometric_id=feedstock_type["id"], name=feedstock_type["name"]
+    )
