@@ -1,0 +1,153 @@
+"""Pull: the account's batches in Isometric mirrored here, from the emulator over real HTTP."""
+
+from decimal import Decimal
+
+import pytest
+
+from batches import sync
+from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.sync.push import new_production_batch
+from isometric.client import Client
+from isometric.emulator import Emulator
+from isometric.errors import IsometricError
+from portal.models import IsometricAccount
+from tests.factories import make_batch
+from tests.processes import run_manage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_first_pull_creates_every_remote_batch_with_its_fields(
+    account: IsometricAccount, emulator: Emulator
+) -> None:
+    remote = emulator.add_production_batches(120)
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated, result.unchanged, result.deleted) == (120, 0, 0, 0)
+    assert ProductionBatch.objects.filter(account=account).count() == 120
+    sample = remote[57]
+    local = ProductionBatch.objects.get(remote_id=sample["id"])
+    assert local.sync_status == SyncStatus.SYNCED
+    assert local.supplier_reference_id == (sample["supplier_reference_id"] or "")
+    assert local.display_name == sample["display_name"]
+    assert local.facility_id == sample["facility_id"]
+    assert local.mass_magnitude == Decimal(str(sample["mass"]["magnitude"])).quantize(
+        Decimal("0.000001")
+    )
+    assert set(local.feedstock_type_ids) == set(sample["feedstock_type_ids"])
+    # Facilities Isometric cannot list are added under their id; feedstock types by name.
+    assert Facility.objects.filter(isometric_id=sample["facility_id"]).exists()
+    assert set(FeedstockType.objects.values_list("isometric_id", flat=True)) >= set(
+        emulator.feedstock_type_ids
+    )
+    account.refresh_from_db()
+    assert account.last_pulled_at is not None
+    assert account.last_pull_summary == "120 new, 0 updated, 0 unchanged, 0 deleted in Isometric"
+
+
+def test_a_second_pull_finds_everything_unchanged(
+    account: IsometricAccount, emulator: Emulator
+) -> None:
+    emulator.add_production_batches(30)
+    sync.pull(account)
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 30)
+
+
+def test_a_pull_updates_a_batch_whose_copy_here_differs(
+    account: IsometricAccount, emulator: Emulator
+) -> None:
+    [remote] = emulator.add_production_batches(1)
+    sync.pull(account)
+    ProductionBatch.objects.update(display_name="Renamed here", mass_magnitude=Decimal("1"))
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated) == (0, 1)
+    local = ProductionBatch.objects.get()
+    assert local.display_name == remote["display_name"]
+    assert local.mass_magnitude != Decimal("1")
+
+
+def test_a_pull_adopts_a_local_batch_with_the_same_reference(
+    account: IsometricAccount,
+    emulator: Emulator,
+    isometric_client: Client,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+) -> None:
+    batch = make_batch(known_facility, [known_feedstock_type], account=account)
+    created = isometric_client.create_production_batch(new_production_batch(batch))
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated) == (0, 1)
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.remote_id) == (SyncStatus.SYNCED, created.id)
+    assert ProductionBatch.objects.count() == 1
+
+
+def test_a_batch_deleted_in_isometric_is_marked_not_dropped(
+    account: IsometricAccount, emulator: Emulator
+) -> None:
+    remote = emulator.add_production_batches(3)
+    sync.pull(account)
+    ProductionBatch.objects.update(updated_at="2026-01-01T00:00:00Z")
+    emulator.delete_production_batch(remote[1]["id"])
+
+    result = sync.pull(account)
+
+    assert (result.deleted, result.unchanged) == (1, 2)
+    gone = ProductionBatch.objects.get(remote_id=remote[1]["id"])
+    assert gone.deleted_in_isometric_at is not None
+    assert ProductionBatch.objects.filter(deleted_in_isometric_at=None).count() == 2
+
+
+def test_a_failed_pull_marks_nothing_deleted_and_says_so(
+    account: IsometricAccount, emulator: Emulator
+) -> None:
+    remote = emulator.add_production_batches(3)
+    sync.pull(account)
+    ProductionBatch.objects.update(updated_at="2026-01-01T00:00:00Z")
+    emulator.delete_production_batch(remote[0]["id"])
+    emulator.configure(error_500_rate=1.0)
+
+    with pytest.raises(IsometricError):
+        sync.pull(account)
+
+    assert ProductionBatch.objects.filter(deleted_in_isometric_at=None).count() == 3
+    account.refresh_from_db()
+    assert account.last_pull_summary.startswith("The last refresh failed")
+
+
+def test_pulls_fall_due_on_schedule_or_on_request_and_are_claimed_once(
+    account: IsometricAccount,
+) -> None:
+    assert sync.pull_due_accounts() == [account]
+    assert sync.pull_due_accounts() == []
+
+    sync.request_pull(IsometricAccount.objects.filter(pk=account.pk))
+
+    assert sync.pull_due_accounts() == [account]
+
+
+def test_the_pull_command_reports_counts_and_fails_clearly(
+    account: IsometricAccount, emulator: Emulator, transactional_db: None
+) -> None:
+    emulator.add_production_batches(5)
+
+    code, output = run_manage("pull_batches", "--account", account.name)
+    assert code == 0, output
+    assert "Kilns Ltd: 5 new, 0 updated, 0 unchanged, 0 deleted in Isometric" in output
+
+    code, output = run_manage("pull_batches", "--account", "Nobody")
+    assert code != 0
+    assert "There is no Isometric account named 'Nobody'" in output
+
+    emulator.configure(error_503_rate=1.0)
+    code, output = run_manage("pull_batches")
+    assert code != 0
+    assert "Kilns Ltd: the pull failed" in output
