@@ -5,7 +5,9 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import QuerySet
+from django.forms.utils import ErrorDict
 from django.utils import timezone
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
@@ -107,6 +109,8 @@ class ProductionBatchForm(forms.ModelForm):
         self.fields["supplier_reference_id"].required = False
         if accounts is not None:
             self._offer_accounts(accounts)
+        if not self.is_bound and self.instance.sync_status == SyncStatus.REJECTED:
+            self._show_rejection(self.instance.rejection_errors)
         units = settings.BATCH_MASS_UNITS
         unit_field = self.fields["mass_unit"]
         assert isinstance(unit_field, forms.ChoiceField)
@@ -125,6 +129,14 @@ class ProductionBatchForm(forms.ModelForm):
         del self.fields["account"]
         if choices and self.instance.account_id is None:
             self.instance.account = choices[0]
+
+    def _show_rejection(self, errors: list[list[str | None]]) -> None:
+        """Isometric's reasons for refusing the batch, at the fields they concern, before the
+        operator has changed anything. (An unbound form has no errors of its own to clean.)"""
+        self._errors = ErrorDict()
+        for field, message in errors:
+            name = field if field in self.fields else NON_FIELD_ERRORS
+            self._errors.setdefault(name, self.error_class()).append(f"Isometric: {message}")
 
     def clean_started_at(self) -> datetime:
         return _not_in_future(self.cleaned_data["started_at"])
@@ -162,6 +174,15 @@ class ProductionBatchForm(forms.ModelForm):
         if "account" not in self.fields:
             account = self.instance.account
         return reference_taken(reference, account, exclude_pk=self.instance.pk)
+
+
+def rejection_by_label(batch: ProductionBatch) -> list[tuple[str, str]]:
+    """Isometric's reasons for refusing the batch, each under its form field's label."""
+    fields = ProductionBatchForm.base_fields
+    return [
+        (str(fields[field].label) if field in fields else "Batch", message or "")
+        for field, message in batch.rejection_errors
+    ]
 
 
 def _not_in_future(moment: datetime) -> datetime:

@@ -1,8 +1,11 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MinLengthValidator
 from django.db import models
 from django.db.models.functions import Coalesce, Concat, Lower
 from django.urls import reverse
+from django.utils import timezone
 
 # Isometric's ids (facilities, feedstock types, batches) are 20 to 37 characters long.
 ISOMETRIC_ID_MIN, ISOMETRIC_ID_MAX = 20, 37
@@ -176,9 +179,16 @@ class ProductionBatch(models.Model):
         return self.sync_status not in (SyncStatus.SYNCED, SyncStatus.SYNCING)
 
     @property
-    def is_settled(self) -> bool:
-        """Nothing will change on its own: the status badge stops watching."""
-        return self.sync_status not in (SyncStatus.PENDING, SyncStatus.SYNCING)
+    def is_in_motion(self) -> bool:
+        """Its status may change within the minute, so a page showing it keeps watching."""
+        if self.sync_status == SyncStatus.SYNCING:
+            return True
+        return (
+            self.sync_status == SyncStatus.PENDING
+            and self.account_id is not None
+            and self.next_attempt_at is not None
+            and self.next_attempt_at <= timezone.now() + timedelta(minutes=1)
+        )
 
     @property
     def feedstock_type_ids(self) -> list[str]:

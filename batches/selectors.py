@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from batches import search
@@ -26,6 +26,10 @@ LIST_COLUMNS = (
     "mass_magnitude",
     "mass_unit",
     "sync_status",
+    # Whether the row's badge keeps watching (ProductionBatch.is_in_motion), and a mark.
+    "account",
+    "next_attempt_at",
+    "deleted_in_isometric_at",
 )
 
 
@@ -161,3 +165,8 @@ def attention_counts(batches: QuerySet[ProductionBatch]) -> dict[str, int]:
         cursor.execute(f"SELECT {', '.join(columns)}", params)
         counts = cursor.fetchone()
     return {status.value: count for status, count in zip(NEEDS_ATTENTION, counts, strict=True)}
+
+
+def last_pulled_at(user: AbstractBaseUser | AnonymousUser) -> datetime | None:
+    """When the least recently pulled of the user's accounts was last mirrored here."""
+    return accounts_of(user).aggregate(oldest=Min("last_pulled_at"))["oldest"]

@@ -8,4 +8,7 @@ urlpatterns = [
     path("new/", views.batch_create, name="create"),
     path("<int:pk>/", views.batch_detail, name="detail"),
     path("<int:pk>/edit/", views.batch_edit, name="edit"),
+    path("<int:pk>/status/", views.batch_status, name="status"),
+    path("<int:pk>/retry/", views.batch_retry, name="retry"),
+    path("refresh/", views.refresh_from_isometric, name="refresh"),
 ]

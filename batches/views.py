@@ -3,12 +3,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from batches import selectors
-from batches.forms import BatchFilterForm, ProductionBatchForm
-from batches.services import BatchNotEditable, save_batch
+from batches import selectors, sync
+from batches.forms import BatchFilterForm, ProductionBatchForm, rejection_by_label
+from batches.services import BatchNotEditable, retry_batch, save_batch
 from portal.accounts import accounts_of
 from portal.http import HtmxHttpRequest
 
@@ -31,7 +31,11 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
     if request.htmx:
         return render(request, "batches/list.html#results", context)
-    context.update(counts=selectors.attention_counts(visible), count_cap=selectors.COUNT_CAP)
+    context.update(
+        counts=selectors.attention_counts(visible),
+        count_cap=selectors.COUNT_CAP,
+        last_pulled_at=selectors.last_pulled_at(request.user),
+    )
     return render(request, "batches/list.html", context)
 
 
@@ -43,14 +47,56 @@ def _query_without_cursor(request: HttpRequest) -> str:
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
-def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+@vary_on_headers("HX-Request")
+def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(
         selectors.visible_batches(request.user)
         .select_related("facility", "created_by", "account")
         .prefetch_related("feedstock_types"),
         pk=pk,
     )
-    return render(request, "batches/detail.html", {"batch": batch})
+    context = {
+        "batch": batch,
+        "attempts": batch.attempts.all()[:ATTEMPTS_SHOWN],
+        "rejection": rejection_by_label(batch),
+    }
+    template = "batches/detail.html#batch" if request.htmx else "batches/detail.html"
+    return render(request, template, context)
+
+
+ATTEMPTS_SHOWN = 20
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """A list row's status badge, which polls this while the batch is in motion."""
+    batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
+    return render(request, "batches/list.html#badge", {"batch": batch})
+
+
+@permission_required("batches.change_productionbatch", raise_exception=True)
+@require_POST
+def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
+    if retry_batch(batch):
+        messages.success(request, "The batch will be sent to Isometric again in a moment.")
+    else:
+        messages.info(request, "This batch is not waiting for a retry any more.")
+    return redirect(batch)
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+@require_POST
+def refresh_from_isometric(request: HttpRequest) -> HttpResponse:
+    if sync.request_pull(accounts_of(request.user)):
+        messages.success(
+            request,
+            "Fetching your batches from Isometric. New and changed ones appear here within "
+            "a minute or so.",
+        )
+    else:
+        messages.warning(request, "You are in no Isometric account, so there is nothing to fetch.")
+    return redirect("batches:list")
 
 
 @permission_required("batches.add_productionbatch", raise_exception=True)

@@ -4,17 +4,26 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from portal.accounts import accounts_needing_attention, accounts_of, is_credential_admin
+from portal.models import ConnectionStatus
 
 
 def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
-    """For every page: the accounts an admin must see to (expiring or refused credentials), and
-    whether the user has any account at all. Lazy, so a page that shows neither queries nothing."""
+    """For every page: the accounts an admin must see to (expiring or refused credentials), an
+    operator's accounts whose sending is paused, and whether the user has any account at all.
+    Lazy, so a page that shows none of them queries nothing."""
     user = request.user
 
     def alerts() -> list[Any]:
         return list(accounts_needing_attention()) if is_credential_admin(user) else []
 
+    def paused() -> list[Any]:
+        """For operators: their accounts whose sending is paused (admins see the alert)."""
+        if is_credential_admin(user):
+            return []
+        return list(accounts_of(user).filter(connection_status=ConnectionStatus.REJECTED))
+
     return {
         "account_alerts": SimpleLazyObject(alerts),
+        "paused_accounts": SimpleLazyObject(paused),
         "has_isometric_account": SimpleLazyObject(lambda: accounts_of(user).exists()),
     }

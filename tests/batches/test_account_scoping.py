@@ -33,10 +33,16 @@ def test_another_account_s_batch_is_nowhere_to_be_seen(client: Client, operator:
     assert "REF-theirs" not in listed
     assert 'badge-failed">Failed</span> 1<' in listed
     assert "REF-theirs" not in client.get("/batches/", {"q": "theirs"}).content.decode()
-    for url in [f"/batches/{other.pk}/", f"/batches/{other.pk}/edit/"]:
+    for url in [
+        f"/batches/{other.pk}/",
+        f"/batches/{other.pk}/edit/",
+        f"/batches/{other.pk}/status/",
+    ]:
         assert client.get(url).status_code == 404, url
     response = client.post(f"/batches/{other.pk}/edit/", {"display_name": "hijacked"})
     assert response.status_code == 404
+    assert client.post(f"/batches/{other.pk}/retry/").status_code == 404
+    assert ProductionBatch.objects.get(pk=other.pk).sync_status == SyncStatus.FAILED
     assert ProductionBatch.objects.get(pk=other.pk).display_name == ""
 
 

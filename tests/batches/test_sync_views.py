@@ -1,0 +1,184 @@
+"""What operators see of the sync: live status, attempts, Isometric's refusals, retry, refresh."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
+from portal.models import ConnectionStatus, IsometricAccount
+from tests.factories import make_account, make_batch, make_user
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def operator(client: Client) -> User:
+    user = make_user("olivia", operator=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def account(operator: User) -> IsometricAccount:
+    return make_account("Kilns Ltd", members=(operator,))
+
+
+def test_the_batch_page_watches_a_batch_in_motion_and_stops_when_settled(
+    client: Client, account: IsometricAccount
+) -> None:
+    batch = make_batch(account=account)
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in page
+
+    ProductionBatch.objects.update(sync_status=SyncStatus.SYNCED, remote_id="ptb_" + "1" * 26)
+    fragment = client.get(f"/batches/{batch.pk}/", headers=HTMX).content.decode()
+
+    assert fragment.lstrip().startswith('<div id="batch"')
+    assert "<html" not in fragment
+    assert "hx-trigger" not in fragment
+    assert "Synced" in fragment and "ptb_" + "1" * 26 in fragment
+
+
+def test_a_batch_waiting_long_or_without_account_is_not_watched(
+    client: Client, account: IsometricAccount
+) -> None:
+    later = make_batch(account=account, next_attempt_at=timezone.now() + timedelta(hours=1))
+    kept = make_batch(account=None)
+    for batch in (later, kept):
+        assert "hx-trigger" not in client.get(f"/batches/{batch.pk}/").content.decode()
+
+
+def test_the_batch_page_lists_the_attempts(client: Client, account: IsometricAccount) -> None:
+    batch = make_batch(account=account, sync_status=SyncStatus.PENDING, sync_attempts=1)
+    SyncAttempt.objects.create(
+        batch=batch,
+        started_at=timezone.now(),
+        duration_ms=1234,
+        outcome=AttemptOutcome.RETRY,
+        http_status=503,
+        message="POST /production_batches: server error (503); next attempt in 3 s",
+    )
+
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+
+    assert "Will retry" in page and "503" in page and "1234 ms" in page
+    assert "server error (503)" in page
+
+
+def test_a_refused_batch_shows_why_on_its_page_and_at_the_fields_of_its_form(
+    client: Client, account: IsometricAccount
+) -> None:
+    batch = make_batch(
+        account=account,
+        sync_status=SyncStatus.REJECTED,
+        rejection_errors=[["mass_unit", "unit not accepted"], [None, "something else"]],
+    )
+
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert "Isometric refused this batch" in page
+    assert "<strong>Unit</strong>: unit not accepted" in page
+
+    form = client.get(f"/batches/{batch.pk}/edit/").content.decode()
+    unit_field = form.split('id="field-mass_unit"')[1].split('<div class="field')[0]
+    assert "Isometric: unit not accepted" in unit_field
+    assert "Isometric: something else" in form
+    assert "correct the fields marked below and save it to send it again" in form
+
+
+def test_saving_a_refused_batch_makes_it_due_again_from_a_fresh_count(
+    client: Client, account: IsometricAccount
+) -> None:
+    batch = make_batch(
+        account=account,
+        sync_status=SyncStatus.REJECTED,
+        sync_attempts=1,
+        rejection_errors=[["mass_unit", "unit not accepted"]],
+        next_attempt_at=None,
+    )
+    form = client.get(f"/batches/{batch.pk}/edit/").context["form"]
+    data = {name: form[name].value() for name in form.fields}
+    data.update(
+        started_at=timezone.localtime(batch.started_at).strftime("%Y-%m-%dT%H:%M"),
+        ended_at=timezone.localtime(batch.ended_at).strftime("%Y-%m-%dT%H:%M"),
+        feedstock_types=[ft.pk for ft in batch.feedstock_types.all()],
+        mass_standard_deviation="",
+    )
+
+    response = client.post(f"/batches/{batch.pk}/edit/", data)
+
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts, batch.rejection_errors) == (
+        SyncStatus.PENDING,
+        0,
+        [],
+    )
+    assert batch.next_attempt_at is not None
+
+
+def test_retry_sends_a_failed_batch_again(client: Client, account: IsometricAccount) -> None:
+    batch = make_batch(
+        account=account, sync_status=SyncStatus.FAILED, sync_attempts=10, next_attempt_at=None
+    )
+    assert (
+        f'action="/batches/{batch.pk}/retry/"'
+        in client.get(f"/batches/{batch.pk}/").content.decode()
+    )
+
+    response = client.post(f"/batches/{batch.pk}/retry/", follow=True)
+
+    assert "sent to Isometric again" in response.content.decode()
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.PENDING, 0)
+    assert batch.next_attempt_at is not None and batch.next_attempt_at <= timezone.now()
+    assert client.get(f"/batches/{batch.pk}/retry/").status_code == 405
+    again = client.post(f"/batches/{batch.pk}/retry/", follow=True).content.decode()
+    assert "not waiting for a retry" in again
+
+
+def test_list_badges_watch_only_batches_in_motion(
+    client: Client, account: IsometricAccount
+) -> None:
+    moving = make_batch(account=account, supplier_reference_id="REF-moving")
+    make_batch(account=account, sync_status=SyncStatus.SYNCED, supplier_reference_id="REF-done")
+
+    page = client.get("/batches/").content.decode()
+
+    assert page.count('hx-trigger="every 3s"') == 1
+    assert f'hx-get="/batches/{moving.pk}/status/"' in page
+    ProductionBatch.objects.filter(pk=moving.pk).update(sync_status=SyncStatus.SYNCED)
+    badge = client.get(f"/batches/{moving.pk}/status/", headers=HTMX).content.decode()
+    assert badge.strip() == '<span class="badge badge-synced">Synced</span>'
+
+
+def test_refresh_from_isometric_asks_the_worker_to_pull_the_user_s_accounts(
+    client: Client, account: IsometricAccount
+) -> None:
+    other = make_account("Not mine")
+    page = client.get("/batches/").content.decode()
+    assert "Refresh from Isometric" in page
+    assert "have not been fetched yet" in page
+
+    response = client.post("/batches/refresh/", follow=True)
+
+    assert "Fetching your batches from Isometric" in response.content.decode()
+    account.refresh_from_db()
+    other.refresh_from_db()
+    assert account.pull_due_at is not None and account.pull_due_at <= timezone.now()
+    assert other.pull_due_at is None
+
+
+def test_an_operator_sees_when_sending_is_paused_for_their_account(
+    client: Client, account: IsometricAccount
+) -> None:
+    assert "is paused" not in client.get("/batches/").content.decode()
+    IsometricAccount.objects.update(connection_status=ConnectionStatus.REJECTED)
+
+    page = client.get("/batches/").content.decode()
+
+    assert "Sending batches to Isometric for “Kilns Ltd” is paused" in page
