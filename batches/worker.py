@@ -58,10 +58,12 @@ class Worker:
         log.info("sync worker: stopped")
 
     def _feed(self) -> None:
+        # Claims are made a round ahead, so a pusher that finishes finds its next batch waiting,
+        # and a round at a time, so a claim's transaction is shared by several batches.
+        ahead = 2 * self.concurrency
         in_flight = 0
         while not self.stopping.is_set():
-            free = self.concurrency - in_flight
-            claims = sync.claim_due(free) if free else []
+            claims = sync.claim_due(ahead - in_flight) if in_flight <= self.concurrency else []
             for claim in claims:
                 self._work.put(claim)
             in_flight += len(claims)
@@ -81,12 +83,13 @@ class Worker:
         try:
             while (claim := self._work.get()) is not None:
                 try:
-                    batch = sync.claimed_batch(claim)
-                    if batch is not None:
-                        sync.push(batch, claim, clients)
+                    if self.stopping.is_set():
+                        sync.release(claim)
+                    else:
+                        sync.push(claim, clients)
                 except Exception:
                     # The claim's lease runs out and the batch is tried again.
-                    log.exception("sync worker: pushing batch %s failed", claim.batch_id)
+                    log.exception("sync worker: pushing batch %s failed", claim.batch.pk)
                 finally:
                     self._done.put(None)
         finally:

@@ -2,16 +2,16 @@
 The worker (batches.worker) runs both; views and commands call them here."""
 
 from batches.sync.pull import PullResult, pull, pull_due_accounts, request_pull
-from batches.sync.push import Claim, Clients, claim_due, claimed_batch, push
+from batches.sync.push import Claim, Clients, claim_due, push, release
 
 __all__ = [
     "Claim",
     "Clients",
     "PullResult",
     "claim_due",
-    "claimed_batch",
     "pull",
     "pull_due_accounts",
     "push",
+    "release",
     "request_pull",
 ]

@@ -46,7 +46,7 @@ PAUSED_MESSAGE = (
 
 @dataclass(frozen=True)
 class Claim:
-    batch_id: int
+    batch: ProductionBatch
     token: str
     # An earlier attempt may have reached Isometric: look the batch up before posting it.
     look_up_first: bool
@@ -76,30 +76,38 @@ def claim_due(limit: int) -> list[Claim]:
     now = timezone.now()
     token = uuid.uuid4().hex
     with transaction.atomic():
-        rows = list(
+        rows = dict(
             due_batches(now)
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", "possibly_sent")[:limit]
         )
         if not rows:
             return []
-        due_batches(now).filter(pk__in=[pk for pk, _ in rows]).update(
+        due_batches(now).filter(pk__in=rows).update(
             sync_status=SyncStatus.SYNCING,
             next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
             claim_token=token,
             possibly_sent=True,
             updated_at=now,
         )
-    return [Claim(pk, token, possibly_sent) for pk, possibly_sent in rows]
-
-
-def claimed_batch(claim: Claim) -> ProductionBatch | None:
-    """The claimed batch, with what a push needs; None when the claim no longer holds."""
-    return (
+    claimed = (
         ProductionBatch.objects.select_related("account")
         .prefetch_related("feedstock_types")
-        .filter(pk=claim.batch_id, claim_token=claim.token, sync_status=SyncStatus.SYNCING)
-        .first()
+        .filter(claim_token=token)
+    )
+    return [Claim(batch, token, rows[batch.pk]) for batch in claimed]
+
+
+def release(claim: Claim) -> None:
+    """Give back a claimed batch that was not tried (the worker is stopping): due at once."""
+    ProductionBatch.objects.filter(
+        pk=claim.batch.pk, claim_token=claim.token, sync_status=SyncStatus.SYNCING
+    ).update(
+        sync_status=SyncStatus.PENDING,
+        claim_token="",
+        next_attempt_at=timezone.now(),
+        possibly_sent=claim.look_up_first,
+        updated_at=timezone.now(),
     )
 
 
@@ -176,8 +184,9 @@ class Clients:
         self._clients.clear()
 
 
-def push(batch: ProductionBatch, claim: Claim, clients: Clients) -> AttemptOutcome:
+def push(claim: Claim, clients: Clients) -> AttemptOutcome:
     """Send one claimed batch and record what came of it."""
+    batch = claim.batch
     started_at, started = timezone.now(), time.monotonic()
     outcome: AttemptOutcome
     attempt = _Push(batch, claim.look_up_first)

@@ -31,11 +31,9 @@ def batch(
 def push_once() -> AttemptOutcome:
     """Claim the one due batch and push it, as a worker thread does."""
     [claim] = sync.claim_due(10)
-    batch = sync.claimed_batch(claim)
-    assert batch is not None
     clients = sync.Clients()
     try:
-        return sync.push(batch, claim, clients)
+        return sync.push(claim, clients)
     finally:
         clients.close()
 
@@ -174,10 +172,8 @@ def test_refused_credentials_pause_the_account_without_counting_an_attempt(
     batch = make_batch(known_facility, [known_feedstock_type], account=account)
     other = make_batch(known_facility, [known_feedstock_type], account=account)
 
-    [claim, _] = sync.claim_due(2)
-    claimed = sync.claimed_batch(claim)
-    assert claimed is not None
-    assert sync.push(claimed, claim, sync.Clients()) == AttemptOutcome.PAUSED
+    [claim, _] = sorted(sync.claim_due(2), key=lambda claim: claim.batch.pk)
+    assert sync.push(claim, sync.Clients()) == AttemptOutcome.PAUSED
 
     account.refresh_from_db()
     assert account.connection_status == ConnectionStatus.REJECTED
@@ -190,7 +186,7 @@ def test_refused_credentials_pause_the_account_without_counting_an_attempt(
 
     account.set_credentials(access_token=emulator.access_token)
     account.save()
-    assert {claim.batch_id for claim in sync.claim_due(10)} == {batch.pk, other.pk}
+    assert {claim.batch.pk for claim in sync.claim_due(10)} == {batch.pk, other.pk}
 
 
 def test_two_claims_never_share_a_batch(account: IsometricAccount, facility: Facility) -> None:
@@ -199,9 +195,9 @@ def test_two_claims_never_share_a_batch(account: IsometricAccount, facility: Fac
     first, second = sync.claim_due(3), sync.claim_due(3)
 
     assert len(first) == 3 and len(second) == 2
-    assert {c.batch_id for c in first}.isdisjoint({c.batch_id for c in second})
+    assert {c.batch.pk for c in first}.isdisjoint({c.batch.pk for c in second})
     assert sync.claim_due(3) == []
-    assert {c.batch_id for c in first + second} == {batch.pk for batch in batches}
+    assert {c.batch.pk for c in first + second} == {batch.pk for batch in batches}
 
 
 def test_batches_without_an_account_or_not_yet_due_are_not_claimed(
@@ -224,11 +220,33 @@ def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
     ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
     [again] = sync.claim_due(1)
-    assert again.batch_id == batch.pk and again.look_up_first
+    assert again.batch.pk == batch.pk and again.look_up_first
     assert again.token != claim.token
-    claimed = sync.claimed_batch(again)
-    assert claimed is not None
-    assert sync.push(claimed, again, sync.Clients()) == AttemptOutcome.ADOPTED
+    assert sync.push(again, sync.Clients()) == AttemptOutcome.ADOPTED
     assert created(emulator, "KILN-A-0001") == 1
-    # The dead worker's claim no longer holds: its outcome would not be applied.
-    assert sync.claimed_batch(claim) is None
+
+
+def test_an_outcome_is_not_applied_once_the_claim_is_lost(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    [claim] = sync.claim_due(1)
+    ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    [again] = sync.claim_due(1)
+
+    assert sync.push(claim, sync.Clients()) == AttemptOutcome.CREATED
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.claim_token) == (SyncStatus.SYNCING, again.token)
+    assert batch.attempts.count() == 1  # the history keeps it all the same
+
+
+def test_a_released_claim_is_due_at_once_and_keeps_what_it_knew(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    ProductionBatch.objects.update(possibly_sent=True)
+    [claim] = sync.claim_due(1)
+
+    sync.release(claim)
+
+    [again] = sync.claim_due(1)
+    assert again.batch.pk == batch.pk and again.look_up_first

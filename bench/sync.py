@@ -1,0 +1,287 @@
+"""The sync worker's throughput and memory, and the pull's speed, against the emulator.
+
+    python bench/sync.py [--batches 1000] [--latency-ms 50] [--concurrency 4]
+                         [--loop-batches 250] [--rss-batches 100000] [--pull-batches 10000]
+                         [--database-url URL]
+
+The emulator runs in a process of its own, as Isometric would. Prints:
+- push throughput / (concurrency / latency), target >= 0.9: the worker keeps every slot busy;
+- that throughput / a one-at-a-time loop's, target >= 0.9 x concurrency;
+- the worker process's peak RSS while it pushes --rss-batches (latency 0), target flat (the last
+  sample within 10% of the one after the first tenth) and under 150 MB;
+- the time to pull --pull-batches remote batches / (pages x latency), target <= 1.15.
+
+The database is the bench's own (a SQLite file under bench/.data, made afresh each run; with
+--database-url, PostgreSQL, whose batch tables are emptied first).
+"""
+
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FACILITY_ID = "fcl_BENCHSYNC000000000001"
+FEEDSTOCK_TYPE_ID = "ftt_BENCHSYNC000000000001"
+RSS_LIMIT_MB = 150
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--loop-batches", type=int, default=250)
+    parser.add_argument("--rss-batches", type=int, default=100_000)
+    parser.add_argument("--pull-batches", type=int, default=10_000)
+    parser.add_argument("--database-url", default="")
+    return parser.parse_args()
+
+
+def configure(args: argparse.Namespace) -> None:
+    from cryptography.fernet import Fernet
+
+    data = ROOT / "bench" / ".data"
+    data.mkdir(exist_ok=True)
+    if not args.database_url:
+        for stale in data.glob("sync.sqlite3*"):
+            stale.unlink()
+    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{data / 'sync.sqlite3'}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    os.environ["DEBUG"] = "0"
+    os.environ["LOG_LEVEL"] = "WARNING"  # a line per push would bury the figures
+    os.environ["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()  # the worker process's too
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from batches.models import ProductionBatch
+
+    call_command("migrate", verbosity=0)
+    ProductionBatch.objects.all().delete()
+
+
+class EmulatorProcess:
+    """`python -m isometric.emulator` on a free port, and its control endpoint."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "isometric.emulator",
+                f"--port={self.port}",
+                f"--facility={FACILITY_ID}",
+                f"--feedstock-type={FEEDSTOCK_TYPE_ID}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        banner = [self.process.stdout.readline() for _ in range(3)]
+        self.client_secret = banner[1].split(":", 1)[1].strip()
+        self.access_token = banner[2].split("Bearer", 1)[1].strip()
+        self.base_url = f"http://127.0.0.1:{self.port}/mrv/v0"
+
+    def control(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/_emulator/{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer: dict[str, object] = json.loads(response.read() or b"{}")
+            return answer
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def make_account(emulator: EmulatorProcess):  # type: ignore[no-untyped-def]
+    from batches.models import Facility, FeedstockType
+    from portal.models import Environment, IsometricAccount
+
+    Facility.objects.get_or_create(isometric_id=FACILITY_ID, defaults={"name": "Kiln"})
+    FeedstockType.objects.get_or_create(isometric_id=FEEDSTOCK_TYPE_ID, defaults={"name": "Wood"})
+    account = IsometricAccount(
+        name="Bench", environment=Environment.CUSTOM, base_url=emulator.base_url
+    )
+    account.set_credentials(
+        client_secret=emulator.client_secret, access_token=emulator.access_token
+    )
+    account.save()
+    return account
+
+
+def make_pending(account, count: int) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+    from decimal import Decimal
+    from itertools import batched
+
+    from django.utils import timezone
+
+    from batches.models import FeedstockType, ProductionBatch
+
+    ProductionBatch.objects.all().delete()
+    feedstock = FeedstockType.objects.get(isometric_id=FEEDSTOCK_TYPE_ID)
+    started = timezone.now() - timedelta(days=1)
+    through = ProductionBatch.feedstock_types.through
+    for chunk in batched(range(count), 5000):
+        batches = ProductionBatch.objects.bulk_create(
+            ProductionBatch(
+                account=account,
+                facility_id=FACILITY_ID,
+                supplier_reference_id=f"BENCH-{n:07d}",
+                started_at=started,
+                ended_at=started + timedelta(hours=6),
+                mass_magnitude=Decimal("10.5"),
+                mass_unit="tonne",
+                next_attempt_at=timezone.now(),
+            )
+            for n in chunk
+        )
+        through.objects.bulk_create(
+            through(productionbatch_id=batch.pk, feedstocktype_id=feedstock.pk) for batch in batches
+        )
+
+
+def timed_push(  # type: ignore[no-untyped-def]
+    emulator: EmulatorProcess, account, count: int, concurrency: int, latency_ms: float
+) -> float:
+    """Batches a second that a worker pushes, from `count` pending."""
+    from batches.models import ProductionBatch, SyncStatus
+    from batches.worker import Worker
+
+    emulator.control("reset", {})
+    emulator.control("config", {"latency_ms": latency_ms})
+    make_pending(account, count)
+    started = time.perf_counter()
+    Worker(concurrency, once=True).run()
+    elapsed = time.perf_counter() - started
+    synced = ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count()
+    assert synced == count, f"only {synced} of {count} synced"
+    return count / elapsed
+
+
+def worker_rss(emulator: EmulatorProcess, account, count: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """The worker process's RSS (MB) after a tenth of `count` pushes and at the end, and its
+    peak."""
+    from batches.models import ProductionBatch, SyncStatus
+
+    emulator.control("reset", {})  # latency 0: as many pushes as the worker can make
+    make_pending(account, count)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "sync_worker", "--once"],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
+    early = last = peak = 0.0
+    while worker.poll() is None:
+        time.sleep(1)
+        status = _proc_status(worker.pid)
+        if not status:
+            break
+        last, peak = status["VmRSS"], status["VmHWM"]
+        pending = ProductionBatch.objects.exclude(sync_status=SyncStatus.SYNCED).count()
+        if not early and pending <= count * 0.9:
+            early = last
+    worker.wait()
+    return early, last, peak
+
+
+def _proc_status(pid: int) -> dict[str, float]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    found = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0]) / 1024
+    return found if len(found) == 2 else {}
+
+
+def timed_pull(  # type: ignore[no-untyped-def]
+    emulator: EmulatorProcess, account, count: int, latency_ms: float
+) -> tuple[float, int]:
+    from batches import sync
+    from batches.models import ProductionBatch
+
+    ProductionBatch.objects.all().delete()
+    emulator.control("reset", {})
+    emulator.control("seed", {"count": count})
+    emulator.control("config", {"latency_ms": latency_ms})
+    started = time.perf_counter()
+    result = sync.pull(account)
+    elapsed = time.perf_counter() - started
+    assert result.new == count, result
+    return elapsed, math.ceil(count / 50)
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def main() -> int:
+    args = parse_args()
+    configure(args)
+    emulator = EmulatorProcess()
+    try:
+        account = make_account(emulator)
+        db = os.environ["DATABASE_URL"].split(":", 1)[0]
+        latency = args.latency_ms / 1000
+        print(f"database {db}, emulator latency {args.latency_ms:g} ms")
+
+        rate = timed_push(emulator, account, args.batches, args.concurrency, args.latency_ms)
+        ideal = args.concurrency / latency
+        efficiency = rate / ideal
+        print(
+            f"push {args.batches} with concurrency {args.concurrency}: {rate:.1f} batches/s; "
+            f"/ (concurrency / latency = {ideal:.0f}/s) = {efficiency:.3f} "
+            f"{verdict(efficiency >= 0.9)} (target >= 0.9)"
+        )
+        loop_rate = timed_push(emulator, account, args.loop_batches, 1, args.latency_ms)
+        speedup = rate / loop_rate
+        target = 0.9 * args.concurrency
+        print(
+            f"one at a time ({args.loop_batches}): {loop_rate:.1f} batches/s; speed-up "
+            f"{speedup:.2f}x {verdict(speedup >= target)} (target >= {target:.1f}x)"
+        )
+
+        early, last, peak = worker_rss(emulator, account, args.rss_batches)
+        flat = last <= early * 1.1
+        print(
+            f"worker pushing {args.rss_batches}: RSS {early:.1f} MB after a tenth, {last:.1f} MB "
+            f"at the end, peak {peak:.1f} MB {verdict(flat and peak < RSS_LIMIT_MB)} "
+            f"(target flat, < {RSS_LIMIT_MB} MB)"
+        )
+
+        elapsed, pages = timed_pull(emulator, account, args.pull_batches, args.latency_ms)
+        ratio = elapsed / (pages * latency)
+        print(
+            f"pull {args.pull_batches} ({pages} pages): {elapsed:.2f} s; / (pages x latency) "
+            f"= {ratio:.3f} {verdict(ratio <= 1.15)} (target <= 1.15)"
+        )
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
