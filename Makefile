@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py ensure_admin
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py serve 127.0.0.1:8000
 
 test: setup
 	$(BIN)/pytest

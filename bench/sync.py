@@ -187,7 +187,6 @@ def worker_rss(emulator: EmulatorProcess, account, count: int) -> tuple[float, f
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "sync_worker", "--once"],
         cwd=ROOT,
-        stderr=subprocess.DEVNULL,
         env={**os.environ, "LOG_LEVEL": "WARNING"},
     )
     early = last = peak = 0.0
@@ -201,6 +200,8 @@ def worker_rss(emulator: EmulatorProcess, account, count: int) -> tuple[float, f
         if not early and pending <= count * 0.9:
             early = last
     worker.wait()
+    synced = ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count()
+    assert worker.returncode == 0 and synced == count, f"worker {worker.returncode}: {synced} synced"
     return early, last, peak
 
 
