@@ -201,7 +201,8 @@ def worker_rss(emulator: EmulatorProcess, account, count: int) -> tuple[float, f
             early = last
     worker.wait()
     synced = ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count()
-    assert worker.returncode == 0 and synced == count, f"worker {worker.returncode}: {synced} synced"
+    assert worker.returncode == 0, f"the worker exited with {worker.returncode}"
+    assert synced == count, f"only {synced} of {count} synced"
     return early, last, peak
 
 
