@@ -1,8 +1,13 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from batches.forms import ProductionBatchForm
+from batches.forms import DateTimeLocalInput, ProductionBatchForm
 from batches.models import Facility, FeedstockType, ProductionBatch
+from batches.selectors import visible_batches
+from batches.services import save_batch
 
 
 @admin.register(Facility)
@@ -20,6 +25,10 @@ class FeedstockTypeAdmin(admin.ModelAdmin):
 @admin.register(ProductionBatch)
 class ProductionBatchAdmin(admin.ModelAdmin):
     form = ProductionBatchForm
+    # The form's own date-time inputs, not the admin's split date and time fields.
+    formfield_overrides = {
+        models.DateTimeField: {"form_class": forms.DateTimeField, "widget": DateTimeLocalInput}
+    }
     list_display = [
         "supplier_reference_id",
         "display_name",
@@ -44,6 +53,15 @@ class ProductionBatchAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProductionBatch]:
+        return visible_batches(request.user)
+
+    def save_model(
+        self, request: HttpRequest, obj: ProductionBatch, form: ProductionBatchForm, change: bool
+    ) -> None:
+        # As from the portal's own form: a changed batch is due to be sent (again).
+        save_batch(form, request.user)
 
     def has_change_permission(
         self, request: HttpRequest, obj: ProductionBatch | None = None

@@ -182,3 +182,40 @@ def test_an_operator_sees_when_sending_is_paused_for_their_account(
     page = client.get("/batches/").content.decode()
 
     assert "Sending batches to Isometric for “Kilns Ltd” is paused" in page
+
+
+def test_a_batch_changed_in_the_admin_is_due_to_be_sent_again(client: Client) -> None:
+    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    batch = make_batch(
+        account=make_account("A"), sync_status=SyncStatus.REJECTED, next_attempt_at=None
+    )
+    url = f"/admin/batches/productionbatch/{batch.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data.update(
+        started_at=timezone.localtime(batch.started_at).strftime("%Y-%m-%dT%H:%M"),
+        ended_at=timezone.localtime(batch.ended_at).strftime("%Y-%m-%dT%H:%M"),
+        feedstock_types=[ft.pk for ft in batch.feedstock_types.all()],
+        mass_standard_deviation="",
+        mass_unit="kg",
+        account=batch.account_id,
+    )
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.mass_unit) == (SyncStatus.PENDING, "kg")
+    assert batch.next_attempt_at is not None
+
+
+def test_the_admin_lists_only_the_user_s_accounts_batches(client: Client, operator: User) -> None:
+    operator.is_staff = True
+    operator.save()
+    mine = make_account("Mine", members=(operator,))
+    make_batch(account=mine, supplier_reference_id="REF-mine")
+    make_batch(account=make_account("Theirs"), supplier_reference_id="REF-theirs")
+
+    page = client.get("/admin/batches/productionbatch/").content.decode()
+
+    assert "REF-mine" in page and "REF-theirs" not in page
