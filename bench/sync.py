@@ -128,35 +128,13 @@ def make_account(emulator: EmulatorProcess):  # type: ignore[no-untyped-def]
 
 
 def make_pending(account, count: int) -> None:  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-    from decimal import Decimal
-    from itertools import batched
-
-    from django.utils import timezone
-
-    from batches.models import FeedstockType, ProductionBatch
+    from batches.models import Facility, FeedstockType, ProductionBatch
+    from tests.factories import make_pending_batches
 
     ProductionBatch.objects.all().delete()
-    feedstock = FeedstockType.objects.get(isometric_id=FEEDSTOCK_TYPE_ID)
-    started = timezone.now() - timedelta(days=1)
-    through = ProductionBatch.feedstock_types.through
-    for chunk in batched(range(count), 5000):
-        batches = ProductionBatch.objects.bulk_create(
-            ProductionBatch(
-                account=account,
-                facility_id=FACILITY_ID,
-                supplier_reference_id=f"BENCH-{n:07d}",
-                started_at=started,
-                ended_at=started + timedelta(hours=6),
-                mass_magnitude=Decimal("10.5"),
-                mass_unit="tonne",
-                next_attempt_at=timezone.now(),
-            )
-            for n in chunk
-        )
-        through.objects.bulk_create(
-            through(productionbatch_id=batch.pk, feedstocktype_id=feedstock.pk) for batch in batches
-        )
+    facility = Facility.objects.get(isometric_id=FACILITY_ID)
+    feedstock_type = FeedstockType.objects.get(isometric_id=FEEDSTOCK_TYPE_ID)
+    make_pending_batches(account, facility, feedstock_type, count)
 
 
 def timed_push(  # type: ignore[no-untyped-def]

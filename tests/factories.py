@@ -100,3 +100,35 @@ def batch_form_data(
         "mass_standard_deviation": "",
         **changes,
     }
+
+
+def make_pending_batches(
+    account: IsometricAccount, facility: Facility, feedstock_type: FeedstockType, count: int
+) -> list[ProductionBatch]:
+    """`count` batches due to be sent, written in bulk (references BULK-0000000 and on)."""
+    started = timezone.now() - timedelta(days=1)
+    batches = ProductionBatch.objects.bulk_create(
+        (
+            ProductionBatch(
+                account=account,
+                facility=facility,
+                supplier_reference_id=f"BULK-{n:07d}",
+                started_at=started,
+                ended_at=started + timedelta(hours=6),
+                mass_magnitude=Decimal("10.5"),
+                mass_unit="tonne",
+                next_attempt_at=timezone.now(),
+            )
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+    through = ProductionBatch.feedstock_types.through
+    through.objects.bulk_create(
+        (
+            through(productionbatch_id=batch.pk, feedstocktype_id=feedstock_type.pk)
+            for batch in batches
+        ),
+        batch_size=5000,
+    )
+    return batches

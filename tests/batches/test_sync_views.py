@@ -1,6 +1,7 @@
 """What operators see of the sync: live status, attempts, Isometric's refusals, retry, refresh."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -9,11 +10,18 @@ from django.utils import timezone
 
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
 from portal.models import ConnectionStatus, IsometricAccount
-from tests.factories import make_account, make_batch, make_user
+from tests.factories import batch_form_data, make_account, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
+
+
+def form_data_of(batch: ProductionBatch, **changes: Any) -> dict[str, Any]:
+    feedstock_type = batch.feedstock_types.get()
+    return batch_form_data(
+        batch.facility, feedstock_type, supplier_reference_id=batch.supplier_reference_id, **changes
+    )
 
 
 @pytest.fixture
@@ -100,14 +108,7 @@ def test_saving_a_refused_batch_makes_it_due_again_from_a_fresh_count(
         rejection_errors=[["mass_unit", "unit not accepted"]],
         next_attempt_at=None,
     )
-    form = client.get(f"/batches/{batch.pk}/edit/").context["form"]
-    data = {name: form[name].value() for name in form.fields}
-    data.update(
-        started_at=timezone.localtime(batch.started_at).strftime("%Y-%m-%dT%H:%M"),
-        ended_at=timezone.localtime(batch.ended_at).strftime("%Y-%m-%dT%H:%M"),
-        feedstock_types=[ft.pk for ft in batch.feedstock_types.all()],
-        mass_standard_deviation="",
-    )
+    data = form_data_of(batch, mass_unit="kg")
 
     response = client.post(f"/batches/{batch.pk}/edit/", data)
 
@@ -190,18 +191,8 @@ def test_a_batch_changed_in_the_admin_is_due_to_be_sent_again(client: Client) ->
         account=make_account("A"), sync_status=SyncStatus.REJECTED, next_attempt_at=None
     )
     url = f"/admin/batches/productionbatch/{batch.pk}/change/"
-    form = client.get(url).context["adminform"].form
-    data = {name: form[name].value() for name in form.fields}
-    data.update(
-        started_at=timezone.localtime(batch.started_at).strftime("%Y-%m-%dT%H:%M"),
-        ended_at=timezone.localtime(batch.ended_at).strftime("%Y-%m-%dT%H:%M"),
-        feedstock_types=[ft.pk for ft in batch.feedstock_types.all()],
-        mass_standard_deviation="",
-        mass_unit="kg",
-        account=batch.account_id,
-    )
 
-    response = client.post(url, data)
+    response = client.post(url, form_data_of(batch, mass_unit="kg", account=batch.account_id))
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     batch.refresh_from_db()

@@ -4,17 +4,15 @@ two workers at once and shutdown. Worker processes are real processes on the tes
 import signal
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.worker import Worker
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
+from tests.factories import make_pending_batches
 from tests.processes import run_manage, start_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,26 +27,7 @@ def pending_batches(
     """Store n pending batches in the account; their supplier references."""
 
     def make(count: int) -> list[str]:
-        started = timezone.now() - timedelta(days=1)
-        batches = ProductionBatch.objects.bulk_create(
-            ProductionBatch(
-                account=account,
-                facility=known_facility,
-                supplier_reference_id=f"BULK-{n:05d}",
-                started_at=started,
-                ended_at=started + timedelta(hours=6),
-                mass_magnitude=Decimal("10.5"),
-                mass_unit="tonne",
-                next_attempt_at=timezone.now(),
-            )
-            for n in range(count)
-        )
-        ProductionBatch.feedstock_types.through.objects.bulk_create(
-            ProductionBatch.feedstock_types.through(
-                productionbatch_id=batch.pk, feedstocktype_id=known_feedstock_type.pk
-            )
-            for batch in batches
-        )
+        batches = make_pending_batches(account, known_facility, known_feedstock_type, count)
         return [batch.supplier_reference_id for batch in batches]
 
     return make
