@@ -1,4 +1,5 @@
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -11,9 +12,13 @@ from django.forms.utils import ErrorDict
 from django.utils import timezone
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.remote import PAGE_SIZES, PageRequest
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
+DEFAULT_REMOTE_PAGE_SIZE = 25
+# Isometric's cursors are short; anything much longer is not one.
+MAX_CURSOR = 500
 # Crockford's base32 without look-alikes, so a generated reference can be read out over the phone.
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -228,3 +233,49 @@ class BatchFilterForm(forms.Form):
     def filters(self) -> dict[str, Any]:
         """The valid filters only; call after is_valid()."""
         return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+
+
+class RemoteBatchesForm(forms.Form):
+    """What the "In Isometric" page shows: which account, how many a page, which reference.
+    Invalid values are reported at the field and the defaults used instead."""
+
+    account = forms.ModelChoiceField(
+        queryset=IsometricAccount.objects.none(),
+        required=False,
+        empty_label=None,
+        label="Isometric account",
+        widget=PlainSelect,
+    )
+    size = forms.TypedChoiceField(
+        label="Per page",
+        choices=[(size, size) for size in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        widget=PlainSelect,
+    )
+    ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
+
+    def __init__(self, data: Any, accounts: QuerySet[IsometricAccount]) -> None:
+        data = data.copy()
+        data.setdefault("size", str(DEFAULT_REMOTE_PAGE_SIZE))
+        super().__init__(data, label_suffix="")
+        self.accounts = list(accounts)
+        account_field = self.fields["account"]
+        assert isinstance(account_field, forms.ModelChoiceField)
+        if len(self.accounts) > 1:
+            account_field.queryset = accounts
+        else:
+            del self.fields["account"]
+
+    def chosen_account(self) -> IsometricAccount | None:
+        """Call after is_valid(): the chosen account, else the user's first (or none)."""
+        chosen = self.cleaned_data.get("account")
+        return chosen or (self.accounts[0] if self.accounts else None)
+
+    def page_request(self, cursors: Mapping[str, str]) -> PageRequest:
+        return PageRequest(
+            size=self.cleaned_data.get("size") or DEFAULT_REMOTE_PAGE_SIZE,
+            after=cursors.get("after", "")[:MAX_CURSOR],
+            before=cursors.get("before", "")[:MAX_CURSOR],
+            supplier_reference_id=self.cleaned_data.get("ref", ""),
+        )

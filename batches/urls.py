@@ -6,6 +6,7 @@ app_name = "batches"
 urlpatterns = [
     path("", views.batch_list, name="list"),
     path("new/", views.batch_create, name="create"),
+    path("isometric/", views.remote_batch_list, name="remote"),
     path("<int:pk>/", views.batch_detail, name="detail"),
     path("<int:pk>/edit/", views.batch_edit, name="edit"),
     path("<int:pk>/status/", views.batch_status, name="status"),

@@ -6,8 +6,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from batches import selectors, sync
-from batches.forms import BatchFilterForm, ProductionBatchForm, rejection_by_label
+from batches import remote, selectors, sync
+from batches.forms import (
+    BatchFilterForm,
+    ProductionBatchForm,
+    RemoteBatchesForm,
+    rejection_by_label,
+)
 from batches.services import BatchNotEditable, retry_batch, save_batch
 from portal.accounts import accounts_of
 from portal.http import HtmxHttpRequest
@@ -29,7 +34,7 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
         )
         page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE)
     context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
-    if request.htmx:
+    if _wants_fragment(request):
         return render(request, "batches/list.html#results", context)
     context.update(
         counts=selectors.attention_counts(visible),
@@ -37,6 +42,35 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
         last_pulled_at=selectors.last_pulled_at(request.user),
     )
     return render(request, "batches/list.html", context)
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+@vary_on_headers("HX-Request")
+def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The batches Isometric holds for one of the user's accounts, live, a page at a time."""
+    form = RemoteBatchesForm(request.GET, accounts_of(request.user))
+    form.is_valid()
+    account = form.chosen_account()
+    context: dict[str, object] = {
+        "form": form,
+        "account": account,
+        "query": _query_without_cursor(request),
+    }
+    if account is not None:
+        try:
+            context["page"] = remote.fetch_page(
+                account, form.page_request(request.GET), request.user
+            )
+        except remote.RemoteUnavailable as exc:
+            context["problem"] = exc
+    if _wants_fragment(request):
+        return render(request, "batches/remote.html#results", context)
+    return render(request, "batches/remote.html", context)
+
+
+def _wants_fragment(request: HtmxHttpRequest) -> bool:
+    """An HTMX swap gets the fragment; restoring history after a cache miss needs the page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _query_without_cursor(request: HttpRequest) -> str:
@@ -60,7 +94,7 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "attempts": batch.attempts.all()[:ATTEMPTS_SHOWN],
         "rejection": rejection_by_label(batch),
     }
-    template = "batches/detail.html#batch" if request.htmx else "batches/detail.html"
+    template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"
     return render(request, template, context)
 
 

@@ -1,0 +1,185 @@
+"""The "In Isometric" page: the account's batches live from the emulator, a page at a time."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from batches import sync
+from batches.models import ProductionBatch
+from isometric.emulator import Emulator
+from portal.models import IsometricAccount
+from tests.factories import make_account, make_user
+
+pytestmark = pytest.mark.django_db
+
+URL = "/batches/isometric/"
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def operator(client: Client) -> User:
+    user = make_user("olivia", operator=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def account(emulator: Emulator, operator: User) -> IsometricAccount:
+    emulator.add_production_batches(120)
+    return make_account("Kilns Ltd", emulator=emulator, members=(operator,))
+
+
+def api_calls(emulator: Emulator) -> int:
+    requests = emulator.stats()["requests"]
+    assert isinstance(requests, dict)
+    return sum(sum(outcomes.values()) for outcomes in requests.values())
+
+
+def link(page: str, rel: str) -> str:
+    found = re.search(rf'rel="{rel}" href="([^"]+)"', page)
+    assert found, f"no {rel} link"
+    return found.group(1).replace("&amp;", "&")
+
+
+def references(page: str) -> list[str]:
+    return re.findall(r'<div class="sub">([^<]+)</div></td>\s*<td class="sub">fcl_', page)
+
+
+def test_pages_forward_and_back_by_cursor_with_the_total(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    expected = [
+        b["supplier_reference_id"] or "no supplier reference" for b in emulator.production_batches()
+    ]
+
+    first = client.get(URL, {"size": 50}).content.decode()
+    assert "120 batches in Isometric" in first
+    assert references(first) == expected[:50]
+    assert 'rel="prev"' not in first
+
+    second = client.get(link(first, "next")).content.decode()
+    third = client.get(link(second, "next")).content.decode()
+    assert references(second) == expected[50:100]
+    assert references(third) == expected[100:]
+    assert 'rel="next"' not in third
+
+    back = client.get(link(third, "prev")).content.decode()
+    assert references(back) == expected[50:100]
+    assert "size=50" in link(back, "next")
+
+
+@pytest.mark.parametrize("size", [10, 25, 50])
+def test_each_page_size_costs_one_api_call_per_page(
+    client: Client, account: IsometricAccount, emulator: Emulator, size: int
+) -> None:
+    emulator.reset()
+    emulator.add_production_batches(120)
+    page = client.get(URL, {"size": size}).content.decode()
+    assert api_calls(emulator) == 1
+    assert len(references(page)) == size
+    assert f'<option value="{size}" selected>' in page
+
+
+def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    sync.pull(account)
+    first, second, *_ = emulator.production_batches()
+    mirrored = ProductionBatch.objects.get(remote_id=first["id"])
+    ProductionBatch.objects.filter(remote_id=second["id"]).delete()
+
+    page = client.get(URL, {"size": 10}).content.decode()
+
+    assert f'href="/batches/{mirrored.pk}/">Open</a>' in page
+    assert page.count("Not in the portal yet") == 1
+
+
+def test_a_lookup_by_supplier_reference_uses_the_api_filter(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    wanted = next(b for b in emulator.production_batches() if b["supplier_reference_id"])
+    reference = wanted["supplier_reference_id"]
+
+    page = client.get(URL, {"ref": reference}).content.decode()
+
+    assert references(page) == [reference]
+    assert "1 batch in Isometric with the reference" in page
+    missing = client.get(URL, {"ref": "NOT-THERE"}).content.decode()
+    assert "Isometric has no batch with this reference." in missing
+
+
+def test_htmx_gets_only_the_table_and_history_restore_the_whole_page(
+    client: Client, account: IsometricAccount
+) -> None:
+    fragment = client.get(URL, headers=HTMX).content.decode()
+    assert fragment.lstrip().startswith('<div id="remote-results"')
+    assert "<html" not in fragment
+
+    restored = client.get(URL, headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restored.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ({"error_503_rate": 1.0}, "Isometric is having trouble right now"),
+        ({"error_500_rate": 1.0}, "Isometric is having trouble right now"),
+        ({"rate_limited_rate": 1.0, "retry_after_seconds": 7}, "Try again in 7 seconds"),
+        ({"reset_rate": 1.0}, "Isometric cannot be reached right now"),
+    ],
+)
+def test_when_isometric_fails_the_page_says_so_with_try_again(
+    client: Client, account: IsometricAccount, emulator: Emulator, fault: dict, says: str
+) -> None:
+    emulator.configure(**fault)
+
+    response = client.get(URL, {"size": 10})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert says in page
+    assert re.search(r'href="/batches/isometric/\?size=10"[^>]*>Try again</a>', page)
+    emulator.configure(**dict.fromkeys([k for k in fault if k.endswith("rate")], 0.0))
+    assert "120 batches in Isometric" in client.get(URL, {"size": 10}).content.decode()
+
+
+def test_a_slow_isometric_and_refused_credentials_are_explained(
+    client: Client, operator: User, emulator: Emulator, settings: Settings
+) -> None:
+    slow = make_account("Slow", emulator=emulator, members=(operator,))
+    refused = make_account("Refused", emulator=emulator, members=(operator,), access_token="x.y.z")
+    emulator.configure(latency_ms=1500)
+    settings.ISOMETRIC_TIMEOUT = (1.0, 0.3)
+    slow_page = client.get(URL, {"account": slow.pk}).content.decode()
+    assert "Isometric is taking too long to answer" in slow_page
+
+    emulator.configure(latency_ms=0)
+    refused_page = client.get(URL, {"account": refused.pk}).content.decode()
+    assert "Isometric refused this account&#x27;s credentials" in refused_page
+
+
+def test_a_stale_or_tampered_cursor_gets_a_clear_message_and_a_way_back(
+    client: Client, account: IsometricAccount
+) -> None:
+    page = client.get(URL, {"size": "25", "after": "bm90LWEtY3Vyc29y"}).content.decode()
+
+    assert "This page link is no longer valid" in page
+    assert 'href="/batches/isometric/?size=25"' in page and "Go to the first page" in page
+
+
+def test_an_unknown_page_size_is_refused_at_its_field_and_the_default_used(
+    client: Client, account: IsometricAccount
+) -> None:
+    page = client.get(URL, {"size": 1000}).content.decode()
+
+    assert "Select a valid choice" in page
+    assert "120 batches in Isometric" in page
+
+
+def test_without_an_account_the_page_says_so(client: Client, operator: User) -> None:
+    page = client.get(URL).content.decode()
+
+    assert "This portal is not connected to Isometric for you yet." in page
