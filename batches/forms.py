@@ -255,15 +255,17 @@ class RemoteBatchesForm(forms.Form):
     )
     ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
 
-    def __init__(self, data: Any, accounts: QuerySet[IsometricAccount]) -> None:
+    def __init__(self, data: Any, accounts: list[IsometricAccount]) -> None:
         data = data.copy()
         data.setdefault("size", str(DEFAULT_REMOTE_PAGE_SIZE))
         super().__init__(data, label_suffix="")
-        self.accounts = list(accounts)
+        self.accounts = accounts
         account_field = self.fields["account"]
         assert isinstance(account_field, forms.ModelChoiceField)
-        if len(self.accounts) > 1:
-            account_field.queryset = accounts
+        if len(accounts) > 1:
+            account_field.queryset = IsometricAccount.objects.filter(
+                pk__in=[account.pk for account in accounts]
+            )
         else:
             del self.fields["account"]
 

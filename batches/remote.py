@@ -1,16 +1,21 @@
 """The batches Isometric itself holds, a page at a time, live from the API (nothing is stored).
 
-One API call per page. Clients are kept per thread and account, so consecutive pages reuse one
+One API call per page. Clients are kept per thread and account, so consecutive pages reuse a
 connection to Isometric.
 """
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.urls import reverse
+from django.utils import timezone
 
-from batches.selectors import visible_batches
+from batches.models import ProductionBatch
 from batches.sync import Clients
+from batches.templatetags.batch_format import minute, quantity
 from isometric.errors import (
     AuthenticationFailed,
     InvalidCursor,
@@ -20,6 +25,7 @@ from isometric.errors import (
     TransportError,
     ValidationFailed,
 )
+from isometric.models import Page
 from isometric.models import ProductionBatch as RemoteBatch
 from portal import crypto
 from portal.models import IsometricAccount
@@ -38,8 +44,30 @@ class PageRequest:
 
 @dataclass(frozen=True)
 class Row:
-    batch: RemoteBatch
-    local_pk: int | None  # the portal's copy, when it has one the user may see
+    """A remote batch as the page shows it, formatted here once (a template filter per cell
+    costs more than the cell), and where the portal's copy is ("" when it has none)."""
+
+    id: str
+    display_name: str
+    supplier_reference_id: str
+    facility_id: str
+    started: str
+    mass: str
+    uploaded: str
+    local_url: str
+
+    @classmethod
+    def of(cls, batch: RemoteBatch, local_pk: int | None) -> "Row":
+        return cls(
+            id=batch.id,
+            display_name=batch.display_name or batch.id,
+            supplier_reference_id=batch.supplier_reference_id or "no supplier reference",
+            facility_id=batch.facility_id,
+            started=minute(timezone.localtime(batch.started_at)),
+            mass=f"{quantity(batch.mass.magnitude)} {batch.mass.unit}",
+            uploaded=minute(timezone.localtime(batch.uploaded_at)) if batch.uploaded_at else "—",
+            local_url=reverse("batches:detail", args=[local_pk]) if local_pk else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -58,28 +86,67 @@ class RemoteUnavailable(Exception):
         self.stale_cursor = stale_cursor
 
 
-def fetch_page(
-    account: IsometricAccount, request: PageRequest, user: AbstractBaseUser | AnonymousUser
-) -> RemotePage:
-    """One page of the account's batches in Isometric, each linked to the portal's copy."""
+class PendingPage:
+    """A page being fetched from Isometric while the view renders the rest of the page: the
+    request goes out at once, in a thread of its own, and `page` or `problem` waits for it.
+    So the portal's own work before the table costs no time on top of Isometric's."""
+
+    def __init__(self, account: IsometricAccount, request: PageRequest) -> None:
+        self.account = account
+        self._answer = _fetchers.submit(_fetch, account, request)
+        # Give the fetching thread the interpreter now, to send the request, rather than after
+        # Python's switch interval (5 ms) of this thread's rendering.
+        time.sleep(0)
+
+    @cached_property
+    def _outcome(self) -> RemotePage | RemoteUnavailable:
+        try:
+            answer = self._answer.result()
+        except RemoteUnavailable as exc:
+            return exc
+        return _linked(self.account, answer)
+
+    @property
+    def page(self) -> RemotePage | None:
+        return self._outcome if isinstance(self._outcome, RemotePage) else None
+
+    @property
+    def problem(self) -> RemoteUnavailable | None:
+        return self._outcome if isinstance(self._outcome, RemoteUnavailable) else None
+
+
+# The threads that talk to Isometric for the pages, each with its clients (one connection each).
+_fetchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="isometric-page")
+
+
+def _fetch(account: IsometricAccount, request: PageRequest) -> Page[RemoteBatch]:
     try:
-        client = _clients().get(account)
-        page = client.list_production_batches(
-            first=None if request.before else request.size,
-            after=request.after or None,
-            last=request.size if request.before else None,
-            before=request.before or None,
-            supplier_reference_id=request.supplier_reference_id or None,
+        return (
+            _clients()
+            .get(account)
+            .list_production_batches(
+                first=None if request.before else request.size,
+                after=request.after or None,
+                last=request.size if request.before else None,
+                before=request.before or None,
+                supplier_reference_id=request.supplier_reference_id or None,
+            )
         )
     except crypto.InvalidToken:
         raise RemoteUnavailable(_UNREADABLE) from None
     except IsometricError as exc:
         raise _unavailable(exc) from None
+
+
+def _linked(account: IsometricAccount, page: Page[RemoteBatch]) -> RemotePage:
+    """The page's rows, each linked to the portal's copy. The user is a member of the account
+    (the view chose it among theirs), so its batches are theirs to see."""
     ids = [batch.id for batch in page.nodes]
-    local = dict(visible_batches(user).filter(remote_id__in=ids).values_list("remote_id", "pk"))
+    mirrored = ProductionBatch.objects.filter(account=account, remote_id__in=ids)
+    local = dict(mirrored.values_list("remote_id", "pk"))
     info = page.page_info
     return RemotePage(
-        rows=[Row(batch, local.get(batch.id)) for batch in page.nodes],
+        rows=[Row.of(batch, local.get(batch.id)) for batch in page.nodes],
         total_count=page.total_count,
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,

@@ -8,12 +8,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches import search
 from batches.models import ProductionBatch, SyncStatus
 from portal.accounts import accounts_of
+from portal.models import IsometricAccount
 
 NEEDS_ATTENTION = (SyncStatus.PENDING, SyncStatus.SYNCING, SyncStatus.REJECTED, SyncStatus.FAILED)
 COUNT_CAP = 1000
@@ -167,6 +168,9 @@ def attention_counts(batches: QuerySet[ProductionBatch]) -> dict[str, int]:
     return {status.value: count for status, count in zip(NEEDS_ATTENTION, counts, strict=True)}
 
 
-def last_pulled_at(user: AbstractBaseUser | AnonymousUser) -> datetime | None:
-    """When the least recently pulled of the user's accounts was last mirrored here."""
-    return accounts_of(user).aggregate(oldest=Min("last_pulled_at"))["oldest"]
+def last_pulled_at(accounts: list[IsometricAccount]) -> datetime | None:
+    """When the least recently pulled of these accounts was last mirrored here."""
+    pulled = [account.last_pulled_at for account in accounts]
+    if not pulled or None in pulled:
+        return None
+    return min(moment for moment in pulled if moment is not None)

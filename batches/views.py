@@ -14,7 +14,7 @@ from batches.forms import (
     rejection_by_label,
 )
 from batches.services import BatchNotEditable, retry_batch, save_batch
-from portal.accounts import accounts_of
+from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
 
@@ -39,7 +39,7 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     context.update(
         counts=selectors.attention_counts(visible),
         count_cap=selectors.COUNT_CAP,
-        last_pulled_at=selectors.last_pulled_at(request.user),
+        last_pulled_at=selectors.last_pulled_at(request_accounts(request)),
     )
     return render(request, "batches/list.html", context)
 
@@ -48,7 +48,7 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
     """The batches Isometric holds for one of the user's accounts, live, a page at a time."""
-    form = RemoteBatchesForm(request.GET, accounts_of(request.user))
+    form = RemoteBatchesForm(request.GET, request_accounts(request))
     form.is_valid()
     account = form.chosen_account()
     context: dict[str, object] = {
@@ -57,12 +57,7 @@ def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
         "query": _query_without_cursor(request),
     }
     if account is not None:
-        try:
-            context["page"] = remote.fetch_page(
-                account, form.page_request(request.GET), request.user
-            )
-        except remote.RemoteUnavailable as exc:
-            context["problem"] = exc
+        context["remote"] = remote.PendingPage(account, form.page_request(request.GET))
     if _wants_fragment(request):
         return render(request, "batches/remote.html#results", context)
     return render(request, "batches/remote.html", context)

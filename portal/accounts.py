@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -19,6 +20,15 @@ def accounts_of(user: AbstractBaseUser | AnonymousUser) -> QuerySet[IsometricAcc
     if not user.is_authenticated:
         return IsometricAccount.objects.none()
     return IsometricAccount.objects.filter(members__pk=user.pk)
+
+
+def request_accounts(request: HttpRequest) -> list[IsometricAccount]:
+    """The requesting user's accounts, queried once however many parts of the page ask."""
+    accounts: list[IsometricAccount] | None = getattr(request, "_isometric_accounts", None)
+    if accounts is None:
+        accounts = list(accounts_of(request.user))
+        request._isometric_accounts = accounts  # type: ignore[attr-defined]
+    return accounts
 
 
 def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:

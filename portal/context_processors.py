@@ -3,7 +3,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from portal.accounts import accounts_needing_attention, accounts_of, is_credential_admin
+from portal.accounts import accounts_needing_attention, is_credential_admin, request_accounts
 from portal.models import ConnectionStatus
 
 
@@ -20,10 +20,14 @@ def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
         """For operators: their accounts whose sending is paused (admins see the alert)."""
         if is_credential_admin(user):
             return []
-        return list(accounts_of(user).filter(connection_status=ConnectionStatus.REJECTED))
+        return [
+            account
+            for account in request_accounts(request)
+            if account.connection_status == ConnectionStatus.REJECTED
+        ]
 
     return {
         "account_alerts": SimpleLazyObject(alerts),
         "paused_accounts": SimpleLazyObject(paused),
-        "has_isometric_account": SimpleLazyObject(lambda: accounts_of(user).exists()),
+        "has_isometric_account": SimpleLazyObject(lambda: bool(request_accounts(request))),
     }

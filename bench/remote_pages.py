@@ -1,0 +1,139 @@
+"""What the "In Isometric" page adds to the API's own response time.
+
+    python bench/remote_pages.py [--latency-ms 50] [--views 90]
+
+Against the emulator in its own process (1 000 batches, 50 ms latency), pages through the list
+with each page size, following the cursors, timing each page view (the whole Django request) and
+the same API call made directly with the client. Prints the median page time / the median API time
+(target <= 1.10), the API calls per page view (target 1) and the TCP connections the emulator
+accepted for all the page views (target 1: the page reuses its connection).
+"""
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.emulator_process import EmulatorProcess  # noqa: E402
+
+RATIO_TARGET = 1.10
+SIZES = (10, 25, 50)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--views", type=int, default=90)
+    return parser.parse_args()
+
+
+def configure() -> None:
+    from cryptography.fernet import Fernet
+
+    data = ROOT / "bench" / ".data"
+    data.mkdir(exist_ok=True)
+    for stale in data.glob("remote_pages.sqlite3*"):
+        stale.unlink()
+    os.environ["DATABASE_URL"] = f"sqlite:///{data / 'remote_pages.sqlite3'}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    os.environ["DEBUG"] = "0"
+    os.environ["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def total_requests(emulator: EmulatorProcess) -> tuple[int, int]:
+    """API requests and TCP connections so far (this request's connection included)."""
+    stats = emulator.control("stats")
+    requests = stats["requests"]
+    assert isinstance(requests, dict)
+    connections = stats["connections_opened"]
+    assert isinstance(connections, int)
+    return sum(sum(outcomes.values()) for outcomes in requests.values()), connections
+
+
+def main() -> int:
+    args = parse_args()
+    configure()
+    from django.contrib.auth.models import Group, User
+    from django.test import Client as WebClient
+
+    from batches.roles import OPERATORS
+    from isometric.client import Client
+    from portal.models import Environment, IsometricAccount
+
+    emulator = EmulatorProcess()
+    try:
+        emulator.control("seed", {"count": 1000})
+        emulator.control("config", {"latency_ms": args.latency_ms})
+        account = IsometricAccount(
+            name="Bench", environment=Environment.CUSTOM, base_url=emulator.base_url
+        )
+        account.set_credentials(
+            client_secret=emulator.client_secret, access_token=emulator.access_token
+        )
+        account.save()
+        # An operator, as most users are: their page checks permissions and membership.
+        user = User.objects.create_user("bench", password="bench")
+        user.groups.add(Group.objects.get(name=OPERATORS))
+        account.members.add(user)
+        web = WebClient(headers={"host": "localhost"})
+        web.force_login(user)
+        api = Client(emulator.base_url, emulator.client_secret, emulator.access_token)
+        web.get("/batches/isometric/")  # warm up: templates, the connection
+        api.list_production_batches(first=10)
+
+        page_times, api_times = [], []
+        requests_before, connections_before = total_requests(emulator)
+        after = {size: "" for size in SIZES}
+        for view in range(args.views):
+            size = SIZES[view % len(SIZES)]
+            query = {"size": str(size), **({"after": after[size]} if after[size] else {})}
+            started = time.perf_counter()
+            response = web.get("/batches/isometric/", query)
+            page_times.append(time.perf_counter() - started)
+            assert b"batches in Isometric" in response.content, response.content[-3000:]
+            found = re.search(rb'rel="next" href="[^"]*after=([^"&]+)', response.content)
+            after[size] = unquote(found.group(1).decode()) if found else ""
+        requests_after, connections_after = total_requests(emulator)
+        # The same calls again, straight from the client: the API's own response time.
+        after = {size: "" for size in SIZES}
+        for view in range(args.views):
+            size = SIZES[view % len(SIZES)]
+            started = time.perf_counter()
+            page = api.list_production_batches(first=size, after=after[size] or None)
+            api_times.append(time.perf_counter() - started)
+            after[size] = page.page_info.end_cursor or "" if page.page_info.has_next_page else ""
+    finally:
+        emulator.stop()
+
+    page_ms = statistics.median(page_times) * 1000
+    api_ms = statistics.median(api_times) * 1000
+    ratio = page_ms / api_ms
+    calls = (requests_after - requests_before) / args.views
+    connections = connections_after - connections_before - 1  # the stats request's own
+    print(f"{args.views} page views (sizes {SIZES}), emulator latency {args.latency_ms:g} ms")
+    print(f"median page {page_ms:.2f} ms, median API call {api_ms:.2f} ms")
+    print(f"page / API       {ratio:.3f} {verdict(ratio <= RATIO_TARGET)} (target <= 1.10)")
+    print(f"API calls a view {calls:.2f} {verdict(calls == 1)} (target 1)")
+    print(f"new connections  {connections} {verdict(connections <= 1)} (target <= 1)")
+    return 0 if ratio <= RATIO_TARGET and calls == 1 and connections <= 1 else 1
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
