@@ -93,8 +93,11 @@ class ProductionBatch(models.Model):
     )
     sync_attempts = models.PositiveIntegerField(default=0, editable=False)
     # When the worker next looks at the batch: the retry time while pending, the end of the
-    # worker's lease while syncing (a lease that ran out means the worker died: due again).
-    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # worker's lease while syncing (a lease that ran out means the worker died: due again);
+    # None once settled. So "due" is this column alone, which its index answers.
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, editable=False, default=timezone.now
+    )
     claim_token = models.CharField(max_length=32, blank=True, editable=False)
     # A push may have reached Isometric without the portal learning the outcome, so the next
     # attempt looks the batch up by its reference before posting it again.
@@ -144,11 +147,22 @@ class ProductionBatch(models.Model):
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],
-                condition=models.Q(sync_status__in=["pending", "syncing"]),
+                condition=models.Q(next_attempt_at__isnull=False),
                 name="batch_due_idx",
             ),
         ]
         constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    sync_status__in=[SyncStatus.PENDING, SyncStatus.SYNCING],
+                    next_attempt_at__isnull=False,
+                )
+                | (
+                    ~models.Q(sync_status__in=[SyncStatus.PENDING, SyncStatus.SYNCING])
+                    & models.Q(next_attempt_at__isnull=True)
+                ),
+                name="batch_next_attempt_only_unsettled",
+            ),
             models.UniqueConstraint(
                 fields=["account", "supplier_reference_id"],
                 condition=~models.Q(supplier_reference_id=""),

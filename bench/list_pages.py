@@ -92,6 +92,7 @@ def build(rows: int) -> None:
                         mass_magnitude=Decimal(n % 997) / 10 + 1,
                         mass_unit="tonne",
                         sync_status=statuses[n % len(statuses)],
+                        next_attempt_at=start if n % 1000 < 5 else None,  # only pending ones
                         remote_id=f"ptb_{n:016d}" if n % 1000 >= 10 else None,
                     )
                     for n in range(first, min(first + chunk, rows))

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from batches.models import Facility, FeedstockType, ProductionBatch
+from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
 from portal.models import Environment, IsometricAccount
@@ -76,11 +76,20 @@ def make_batch(
         ended_at=fields.pop("ended_at", started_at + timedelta(hours=6)),
         mass_magnitude=fields.pop("mass_magnitude", Decimal("12.5")),
         mass_unit=fields.pop("mass_unit", "tonne"),
-        next_attempt_at=fields.pop("next_attempt_at", timezone.now()),
+        next_attempt_at=fields.pop("next_attempt_at", _next_attempt(fields)),
         **fields,
     )
     batch.feedstock_types.set(feedstock_types or [make_feedstock_type()])
     return batch
+
+
+def _next_attempt(fields: dict[str, Any]) -> datetime | None:
+    """Now for a batch still to be sent, None for a settled one (as the model requires)."""
+    unsettled = fields.get("sync_status", SyncStatus.PENDING) in (
+        SyncStatus.PENDING,
+        SyncStatus.SYNCING,
+    )
+    return timezone.now() if unsettled else None
 
 
 def batch_form_data(

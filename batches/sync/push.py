@@ -54,13 +54,10 @@ class Claim:
 
 def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
     """Batches to push now: pending ones whose time has come and syncing ones whose worker's
-    lease ran out, in accounts whose credentials Isometric has not refused."""
+    lease ran out (only unsettled batches have a next attempt), in accounts whose credentials
+    Isometric has not refused."""
     return (
-        ProductionBatch.objects.filter(
-            sync_status__in=[SyncStatus.PENDING, SyncStatus.SYNCING],
-            next_attempt_at__lte=now,
-            account__isnull=False,
-        )
+        ProductionBatch.objects.filter(next_attempt_at__lte=now, account__isnull=False)
         .exclude(account__connection_status=ConnectionStatus.REJECTED)
         .order_by("next_attempt_at")
     )

@@ -56,7 +56,9 @@ def sixty(settings: Any) -> list[ProductionBatch]:
 def test_list_shows_newest_first_with_status_badges(operator_client: Client) -> None:
     old = make_batch(started_at=timezone.now() - timedelta(days=9), supplier_reference_id="REF-old")
     new = make_batch(started_at=timezone.now() - timedelta(days=1), supplier_reference_id="REF-new")
-    ProductionBatch.objects.filter(pk=new.pk).update(sync_status=SyncStatus.FAILED)
+    ProductionBatch.objects.filter(pk=new.pk).update(
+        sync_status=SyncStatus.FAILED, next_attempt_at=None
+    )
     response = operator_client.get(LIST)
     assert response.status_code == 200
     assert references(response) == ["REF-new", "REF-old"]
@@ -137,7 +139,9 @@ def test_filters_by_facility_feedstock_status_and_date_range(operator_client: Cl
         south, [wood, husk], started_at=day - timedelta(days=10), supplier_reference_id="REF-b"
     )
     make_batch(north, [husk], started_at=day - timedelta(days=20), supplier_reference_id="REF-c")
-    ProductionBatch.objects.filter(supplier_reference_id="REF-c").update(sync_status="failed")
+    ProductionBatch.objects.filter(supplier_reference_id="REF-c").update(
+        sync_status="failed", next_attempt_at=None
+    )
 
     def found(**params: str) -> list[str]:
         return references(operator_client.get(LIST, params))
@@ -211,7 +215,9 @@ def test_list_page_works_without_javascript(operator_client: Client) -> None:
 def test_status_counts_are_shown(operator_client: Client) -> None:
     make_batch()
     failed = make_batch()
-    ProductionBatch.objects.filter(pk=failed.pk).update(sync_status=SyncStatus.FAILED)
+    ProductionBatch.objects.filter(pk=failed.pk).update(
+        sync_status=SyncStatus.FAILED, next_attempt_at=None
+    )
     html = operator_client.get(LIST).content.decode()
     assert re.search(r"badge-pending\">Pending</span> 1<", html)
     assert re.search(r"badge-failed\">Failed</span> 1<", html)

@@ -43,7 +43,9 @@ def test_the_batch_page_watches_a_batch_in_motion_and_stops_when_settled(
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     assert 'hx-trigger="every 2s"' in page
 
-    ProductionBatch.objects.update(sync_status=SyncStatus.SYNCED, remote_id="ptb_" + "1" * 26)
+    ProductionBatch.objects.update(
+        sync_status=SyncStatus.SYNCED, remote_id="ptb_" + "1" * 26, next_attempt_at=None
+    )
     fragment = client.get(f"/batches/{batch.pk}/", headers=HTMX).content.decode()
 
     assert fragment.lstrip().startswith('<div id="batch"')
@@ -152,7 +154,9 @@ def test_list_badges_watch_only_batches_in_motion(
 
     assert page.count('hx-trigger="every 3s"') == 1
     assert f'hx-get="/batches/{moving.pk}/status/"' in page
-    ProductionBatch.objects.filter(pk=moving.pk).update(sync_status=SyncStatus.SYNCED)
+    ProductionBatch.objects.filter(pk=moving.pk).update(
+        sync_status=SyncStatus.SYNCED, next_attempt_at=None
+    )
     badge = client.get(f"/batches/{moving.pk}/status/", headers=HTMX).content.decode()
     assert badge.strip() == '<span class="badge badge-synced">Synced</span>'
 
