@@ -1,12 +1,20 @@
 """One push attempt per outcome, against the emulator over real HTTP, driven by its faults."""
 
+import logging
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from batches import sync
-from batches.models import AttemptOutcome, Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.models import (
+    AttemptOutcome,
+    Facility,
+    FeedstockType,
+    ProductionBatch,
+    SyncAttempt,
+    SyncStatus,
+)
 from batches.sync.push import backoff, new_production_batch
 from isometric.client import Client
 from isometric.emulator import Emulator
@@ -250,3 +258,30 @@ def test_a_released_claim_is_due_at_once_and_keeps_what_it_knew(
 
     [again] = sync.claim_due(1)
     assert again.batch.pk == batch.pk and again.look_up_first
+
+
+def test_no_attempt_logs_or_records_the_credentials(
+    emulator: Emulator,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    refused = make_account(emulator=emulator, client_secret="secret-that-is-wrong-0001")
+    make_batch(known_facility, [known_feedstock_type], account=refused)
+    assert push_once() == AttemptOutcome.PAUSED
+    account = make_account(emulator=emulator)
+    make_batch(make_facility("Unknown to Isometric"), [known_feedstock_type], account=account)
+    emulator.configure(next_faults=["error_500"])
+    assert push_once() == AttemptOutcome.RETRY
+    ProductionBatch.objects.filter(account=account).update(next_attempt_at=timezone.now())
+    assert push_once() == AttemptOutcome.REJECTED
+
+    recorded = [
+        *SyncAttempt.objects.values_list("message", flat=True),
+        *ProductionBatch.objects.values_list("last_error", flat=True),
+        *IsometricAccount.objects.values_list("connection_message", flat=True),
+        caplog.text,
+    ]
+    for secret in ("secret-that-is-wrong-0001", emulator.client_secret, emulator.access_token):
+        assert all(secret not in text for text in recorded)

@@ -58,6 +58,17 @@ def test_record_a_batch_fix_a_mistake_and_see_it_synced_without_reloading(
     counts = emulator.stats()["created_by_supplier_reference_id"]
     assert counts == {"E2E-KILN-0001": 1}
 
+    # And finds it again among the batches the worker mirrored from Isometric meanwhile.
+    page.get_by_role("link", name="Batches", exact=True).click()
+    page.get_by_label("Search").press_sequentially("kiln-00", delay=30)
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("E2E-KILN-0001")
+    page.get_by_label("Status").select_option("synced")
+    expect(rows).to_have_count(1)
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#results")).to_contain_text("No batches match.")
+
 
 def test_find_a_batch_by_part_of_its_reference_and_by_filters(
     page: Page,

@@ -17,7 +17,7 @@ from isometric.emulator import Emulator
 from portal.accounts import CREDENTIAL_ADMINS
 from portal.admin import IsometricAccountForm
 from portal.models import ConnectionStatus, IsometricAccount
-from tests.factories import make_account, make_user
+from tests.factories import make_account, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -139,10 +139,16 @@ def test_the_test_connection_action_reports_each_account(
 
 def test_no_page_shows_a_secret(admin_client: Client) -> None:
     account = make_account(name="Char Co", client_secret=SECRET, access_token=TOKEN)
+    batch = make_batch(account=account)
     urls = [
         "/",
         "/batches/",
         "/batches/new/",
+        "/batches/isometric/",
+        f"/batches/{batch.pk}/",
+        f"/batches/{batch.pk}/edit/",
+        f"/batches/{batch.pk}/status/",
+        f"/admin/batches/productionbatch/{batch.pk}/change/",
         "/admin/",
         CHANGELIST,
         ADD,
