@@ -29,6 +29,7 @@ class Worker:
         self.pulls = pulls and not once
         self.stopping = threading.Event()
         self._work: queue.Queue[sync.Claim | None] = queue.Queue()
+        self._attempts: queue.Queue[sync.Attempt | None] = queue.Queue()
         self._done: queue.Queue[None] = queue.Queue()
 
     def stop(self) -> None:
@@ -40,7 +41,10 @@ class Worker:
         pushers = [
             threading.Thread(target=self._pusher, name=f"push-{n}") for n in range(self.concurrency)
         ]
-        for thread in pushers:
+        # Pushers only talk to Isometric; one thread writes what came of it, so a pusher goes
+        # on to its next batch at once and the database has one writer of outcomes.
+        recorder = threading.Thread(target=self._recorder, name="record")
+        for thread in [*pushers, recorder]:
             thread.start()
         if self.pulls:
             # A daemon: stopping does not wait for a long pull. Each page is written in its own
@@ -54,6 +58,8 @@ class Worker:
                 self._work.put(None)
             for thread in pushers:
                 thread.join()
+            self._attempts.put(None)
+            recorder.join()
             connections.close_all()
         log.info("sync worker: stopped")
 
@@ -85,15 +91,27 @@ class Worker:
                 try:
                     if self.stopping.is_set():
                         sync.release(claim)
+                        self._done.put(None)
                     else:
-                        sync.push(claim, clients)
+                        self._attempts.put(sync.send(claim, clients))
                 except Exception:
                     # The claim's lease runs out and the batch is tried again.
                     log.exception("sync worker: pushing batch %s failed", claim.batch.pk)
-                finally:
                     self._done.put(None)
         finally:
             clients.close()
+            connections.close_all()
+
+    def _recorder(self) -> None:
+        try:
+            while (attempt := self._attempts.get()) is not None:
+                try:
+                    attempt.save()
+                except Exception:
+                    log.exception("sync worker: recording batch %s failed", attempt.batch.pk)
+                finally:
+                    self._done.put(None)
+        finally:
             connections.close_all()
 
     def _puller(self) -> None:

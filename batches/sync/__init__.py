@@ -2,9 +2,10 @@
 The worker (batches.worker) runs both; views and commands call them here."""
 
 from batches.sync.pull import PullResult, pull, pull_due_accounts, request_pull
-from batches.sync.push import Claim, Clients, claim_due, push, release
+from batches.sync.push import Attempt, Claim, Clients, claim_due, push, release, send
 
 __all__ = [
+    "Attempt",
     "Claim",
     "Clients",
     "PullResult",
@@ -14,4 +15,5 @@ __all__ = [
     "push",
     "release",
     "request_pull",
+    "send",
 ]

@@ -183,34 +183,40 @@ class Clients:
 
 def push(claim: Claim, clients: Clients) -> AttemptOutcome:
     """Send one claimed batch and record what came of it."""
+    attempt = send(claim, clients)
+    attempt.save()
+    return attempt.outcome
+
+
+def send(claim: Claim, clients: Clients) -> "Attempt":
+    """Send one claimed batch and conclude what came of it, writing nothing yet (a worker's
+    pushers send while another thread saves): Attempt.save() records it."""
     batch = claim.batch
     started_at, started = timezone.now(), time.monotonic()
-    outcome: AttemptOutcome
-    attempt = _Push(batch, claim.look_up_first)
+    sending = _Push(batch, claim.look_up_first)
     try:
-        remote, already_there = attempt.send(clients)
+        remote, already_there = sending.send(clients)
     except IsometricError as exc:
-        attempt.failed(exc)
-        record = _Record(batch, claim, started_at, started, exc.status)
-        outcome = _record_failure(record, exc, attempt.possibly_sent)
-    else:
-        record = _Record(batch, claim, started_at, started, 200)
-        outcome = AttemptOutcome.ADOPTED if already_there else AttemptOutcome.CREATED
-        record.finish(
-            outcome,
-            _synced_message(remote, already_there),
-            sync_status=SyncStatus.SYNCED,
-            remote_id=remote.id,
-            uploaded_at=remote.uploaded_at or started_at,
-            display_name=(remote.display_name or batch.display_name)[:100],
-            sync_attempts=F("sync_attempts") + 1,
-            possibly_sent=False,
-            next_attempt_at=None,
-            last_error="",
-            rejection_errors=[],
-            deleted_in_isometric_at=None,
-        )
-    return outcome
+        sending.failed(exc)
+        attempt = Attempt(claim, started_at, started, exc.status)
+        _conclude_failure(attempt, exc, sending.possibly_sent)
+        return attempt
+    attempt = Attempt(claim, started_at, started, 200)
+    attempt.conclude(
+        AttemptOutcome.ADOPTED if already_there else AttemptOutcome.CREATED,
+        _synced_message(remote, already_there),
+        sync_status=SyncStatus.SYNCED,
+        remote_id=remote.id,
+        uploaded_at=remote.uploaded_at or started_at,
+        display_name=(remote.display_name or batch.display_name)[:100],
+        sync_attempts=F("sync_attempts") + 1,
+        possibly_sent=False,
+        next_attempt_at=None,
+        last_error="",
+        rejection_errors=[],
+        deleted_in_isometric_at=None,
+    )
+    return attempt
 
 
 def _synced_message(remote: RemoteBatch, already_there: bool) -> str:
@@ -219,11 +225,10 @@ def _synced_message(remote: RemoteBatch, already_there: bool) -> str:
     return f"Created as {remote.id}"
 
 
-def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool) -> AttemptOutcome:
+def _conclude_failure(attempt: "Attempt", exc: IsometricError, possibly_sent: bool) -> None:
     message = str(exc)
     if isinstance(exc, AuthenticationFailed):
-        _pause_account(record.batch.account, message)
-        record.finish(
+        attempt.conclude(
             AttemptOutcome.PAUSED,
             message,
             sync_status=SyncStatus.PENDING,
@@ -231,9 +236,9 @@ def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool)
             possibly_sent=possibly_sent,
             last_error=PAUSED_MESSAGE,
         )
-        return AttemptOutcome.PAUSED
+        return
     if isinstance(exc, ValidationFailed):
-        record.finish(
+        attempt.conclude(
             AttemptOutcome.REJECTED,
             message,
             sync_status=SyncStatus.REJECTED,
@@ -243,10 +248,10 @@ def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool)
             last_error="Isometric refused this batch. Correct the fields marked and save it.",
             rejection_errors=[[form_field(e), e.msg] for e in exc.field_errors],
         )
-        return AttemptOutcome.REJECTED
-    attempts = record.batch.sync_attempts + 1
+        return
+    attempts = attempt.batch.sync_attempts + 1
     if attempts >= settings.SYNC_MAX_ATTEMPTS:
-        record.finish(
+        attempt.conclude(
             AttemptOutcome.FAILED,
             message,
             sync_status=SyncStatus.FAILED,
@@ -255,10 +260,9 @@ def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool)
             next_attempt_at=None,
             last_error=f"Gave up after {attempts} attempts. The last: {message}",
         )
-        return AttemptOutcome.FAILED
-    retry_after = getattr(exc, "retry_after", None)
-    delay = backoff(attempts, retry_after)
-    record.finish(
+        return
+    delay = backoff(attempts, getattr(exc, "retry_after", None))
+    attempt.conclude(
         AttemptOutcome.RETRY,
         f"{message}; next attempt in {delay:.0f} s",
         sync_status=SyncStatus.PENDING,
@@ -267,7 +271,6 @@ def _record_failure(record: "_Record", exc: IsometricError, possibly_sent: bool)
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         last_error=message,
     )
-    return AttemptOutcome.RETRY
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -289,47 +292,48 @@ def _pause_account(account: IsometricAccount | None, message: str) -> None:
     )
 
 
-class _Record:
-    """Writes an attempt's outcome, if the worker's claim on the batch still holds, and its
-    history line either way."""
+class Attempt:
+    """One push of a claimed batch: what came of it, then (save) the batch's new state, if the
+    worker's claim on it still holds, and its history line either way."""
+
+    outcome: AttemptOutcome
 
     def __init__(
-        self,
-        batch: ProductionBatch,
-        claim: Claim,
-        started_at: datetime,
-        started: float,
-        http_status: int | None,
+        self, claim: Claim, started_at: datetime, started: float, http_status: int | None
     ) -> None:
-        self.batch = batch
         self.claim = claim
+        self.batch = claim.batch
         self.started_at = started_at
         self.duration_ms = round((time.monotonic() - started) * 1000)
         self.http_status = http_status
 
-    def finish(self, outcome: AttemptOutcome, message: str, **changes: Any) -> None:
+    def conclude(self, outcome: AttemptOutcome, message: str, **changes: Any) -> None:
+        self.outcome, self.message, self.changes = outcome, message, changes
+
+    def save(self) -> None:
+        if self.outcome == AttemptOutcome.PAUSED:
+            _pause_account(self.batch.account, self.message)
         with transaction.atomic():
             held = ProductionBatch.objects.filter(
                 pk=self.batch.pk, claim_token=self.claim.token, sync_status=SyncStatus.SYNCING
-            ).update(claim_token="", updated_at=timezone.now(), **changes)
+            ).update(claim_token="", updated_at=timezone.now(), **self.changes)
             SyncAttempt.objects.create(
                 batch_id=self.batch.pk,
                 started_at=self.started_at,
                 duration_ms=self.duration_ms,
-                outcome=outcome,
+                outcome=self.outcome,
                 http_status=self.http_status,
-                message=message[:500],
+                message=self.message[:500],
             )
-        status = self.http_status or "-"
         lost = "" if held else " (its lease had run out: the outcome was not applied)"
         log.info(
             "batch %s %s: %s [%s, %d ms] %s%s",
             self.batch.pk,
             self.batch.supplier_reference_id,
-            outcome.label,
-            status,
+            self.outcome.label,
+            self.http_status or "-",
             self.duration_ms,
-            message,
+            self.message,
             lost,
         )
 
