@@ -8,8 +8,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -57,7 +58,7 @@ class Row:
     local_url: str
 
     @classmethod
-    def of(cls, batch: RemoteBatch, local_pk: int | None) -> "Row":
+    def of(cls, batch: RemoteBatch, local_url: str) -> "Row":
         return cls(
             id=batch.id,
             display_name=batch.display_name or batch.id,
@@ -66,7 +67,7 @@ class Row:
             started=minute(timezone.localtime(batch.started_at)),
             mass=f"{quantity(batch.mass.magnitude)} {batch.mass.unit}",
             uploaded=minute(timezone.localtime(batch.uploaded_at)) if batch.uploaded_at else "—",
-            local_url=reverse("batches:detail", args=[local_pk]) if local_pk else "",
+            local_url=local_url,
         )
 
 
@@ -141,16 +142,43 @@ def _fetch(account: IsometricAccount, request: PageRequest) -> Page[RemoteBatch]
 def _linked(account: IsometricAccount, page: Page[RemoteBatch]) -> RemotePage:
     """The page's rows, each linked to the portal's copy. The user is a member of the account
     (the view chose it among theirs), so its batches are theirs to see."""
-    ids = [batch.id for batch in page.nodes]
-    mirrored = ProductionBatch.objects.filter(account=account, remote_id__in=ids)
-    local = dict(mirrored.values_list("remote_id", "pk"))
+    local = _mirrored(account, [batch.id for batch in page.nodes])
     info = page.page_info
     return RemotePage(
-        rows=[Row.of(batch, local.get(batch.id)) for batch in page.nodes],
+        rows=[Row.of(batch, _detail_url(local.get(batch.id))) for batch in page.nodes],
         total_count=page.total_count,
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,
     )
+
+
+def _detail_url(pk: int | None) -> str:
+    """The portal's page of a batch, "" for none."""
+    return _detail_url_pattern().format(pk) if pk else ""
+
+
+@cache
+def _detail_url_pattern() -> str:
+    """reverse() costs more than the rest of a row: the URL is reversed once, then filled in."""
+    mark = "987654321"
+    return reverse("batches:detail", args=[mark]).replace(mark, "{}")
+
+
+def _mirrored(account: IsometricAccount, remote_ids: list[str]) -> dict[str, int]:
+    """The portal's batches among these remote ids, by remote id. In SQL of its own: the ORM
+    takes ten times as long to build this query as the database to answer it, and it runs
+    after Isometric has answered, adding to the page's time."""
+    if not remote_ids:
+        return {}
+    table = ProductionBatch._meta.db_table
+    placeholders = ", ".join(["%s"] * len(remote_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT remote_id, id FROM {table} "
+            f"WHERE account_id = %s AND remote_id IN ({placeholders})",
+            [account.pk, *remote_ids],
+        )
+        return dict(cursor.fetchall())
 
 
 def _clients() -> Clients:

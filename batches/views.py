@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -44,7 +45,7 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "batches/list.html", context)
 
 
-@permission_required("batches.view_productionbatch", raise_exception=True)
+@login_required
 @vary_on_headers("HX-Request")
 def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
     """The batches Isometric holds for one of the user's accounts, live, a page at a time."""
@@ -57,7 +58,12 @@ def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
         "query": _query_without_cursor(request),
     }
     if account is not None:
+        # Isometric is asked as soon as the account (one of the user's) is known, and the
+        # permission checked while it answers: the check's queries would otherwise add to the
+        # page's time. Nothing of the answer is shown without the permission.
         context["remote"] = remote.PendingPage(account, form.page_request(request.GET))
+    if not request.user.has_perm("batches.view_productionbatch"):
+        raise PermissionDenied
     if _wants_fragment(request):
         return render(request, "batches/remote.html#results", context)
     return render(request, "batches/remote.html", context)

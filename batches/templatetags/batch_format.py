@@ -1,7 +1,13 @@
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+if TYPE_CHECKING:
+    from batches.remote import Row
 
 register = template.Library()
 
@@ -27,3 +33,34 @@ def quantity(value: Decimal | float | None) -> str:
     if isinstance(value, float):
         value = Decimal(repr(value))
     return f"{value.normalize():f}"
+
+
+_REMOTE_ROW = (
+    '<tr><td>{}<div class="sub">{}</div></td><td class="sub">{}</td><td>{}</td>'
+    '<td class="num">{}</td><td>{}</td><td>{}</td></tr>'
+)
+_NOT_MIRRORED = mark_safe('<span class="sub">Not in the portal yet</span>')
+
+
+@register.simple_tag
+def remote_rows(rows: "list[Row]") -> SafeString:
+    """The rows of the "In Isometric" table. They are rendered after Isometric answers, so
+    they add to the page's time: one format_html a row costs a tenth of a template loop."""
+    return format_html_join(
+        "\n",
+        _REMOTE_ROW,
+        (
+            (
+                row.display_name,
+                row.supplier_reference_id,
+                row.facility_id,
+                row.started,
+                row.mass,
+                row.uploaded,
+                format_html('<a href="{}">Open</a>', row.local_url)
+                if row.local_url
+                else _NOT_MIRRORED,
+            )
+            for row in rows
+        ),
+    )
