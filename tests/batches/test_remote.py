@@ -183,3 +183,16 @@ def test_without_an_account_the_page_says_so(client: Client, operator: User) -> 
     page = client.get(URL).content.decode()
 
     assert "This portal is not connected to Isometric for you yet." in page
+
+
+def test_a_member_without_the_batch_permission_is_refused(
+    client: Client, emulator: Emulator
+) -> None:
+    stranger = make_user("sam")
+    make_account("Kilns Ltd", emulator=emulator, members=(stranger,))
+    client.force_login(stranger)
+
+    response = client.get(URL)
+
+    assert response.status_code == 403
+    assert "batches in Isometric" not in response.content.decode()
