@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from batches.models import Facility, FeedstockType
@@ -8,8 +9,15 @@ from tests.factories import make_account, make_facility, make_feedstock_type, ma
 
 
 @pytest.fixture
-def operator_client(client: Client, db: None) -> Client:
-    client.force_login(make_user("olivia", operator=True))
+def operator(client: Client, db: None) -> User:
+    """An operator, logged in on `client`."""
+    user = make_user("olivia", operator=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def operator_client(client: Client, operator: User) -> Client:
     return client
 
 

@@ -12,13 +12,6 @@ pytestmark = pytest.mark.django_db
 NO_ACCOUNT_NOTICE = "This portal is not connected to Isometric for you yet."
 
 
-@pytest.fixture
-def operator(client: Client) -> User:
-    user = make_user("olivia", operator=True)
-    client.force_login(user)
-    return user
-
-
 def test_another_account_s_batch_is_nowhere_to_be_seen(client: Client, operator: User) -> None:
     mine = make_account("Mine", members=(operator,))
     theirs = make_account("Theirs")

@@ -20,13 +20,6 @@ HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def operator(client: Client) -> User:
-    user = make_user("olivia", operator=True)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def account(emulator: Emulator, operator: User) -> IsometricAccount:
     emulator.add_production_batches(120)
     return make_account("Kilns Ltd", emulator=emulator, members=(operator,))

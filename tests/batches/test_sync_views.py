@@ -25,13 +25,6 @@ def form_data_of(batch: ProductionBatch, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def operator(client: Client) -> User:
-    user = make_user("olivia", operator=True)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def account(operator: User) -> IsometricAccount:
     return make_account("Kilns Ltd", members=(operator,))
 
