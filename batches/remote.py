@@ -5,9 +5,9 @@ connection to Isometric.
 """
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import tzinfo
 from functools import cache, cached_property
 
 from django.db import connection
@@ -43,7 +43,7 @@ class PageRequest:
     supplier_reference_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """A remote batch as the page shows it, formatted here once (a template filter per cell
     costs more than the cell), and where the portal's copy is ("" when it has none)."""
@@ -58,15 +58,18 @@ class Row:
     local_url: str
 
     @classmethod
-    def of(cls, batch: RemoteBatch, local_url: str) -> "Row":
+    def of(cls, batch: RemoteBatch, local_url: str, zone: tzinfo) -> "Row":
+        """`zone`: the portal's time zone, looked up once a page (each lookup is a
+        context-local read)."""
+        uploaded = batch.uploaded_at
         return cls(
             id=batch.id,
             display_name=batch.display_name or batch.id,
             supplier_reference_id=batch.supplier_reference_id or "no supplier reference",
             facility_id=batch.facility_id,
-            started=minute(timezone.localtime(batch.started_at)),
+            started=minute(batch.started_at.astimezone(zone)),
             mass=f"{quantity(batch.mass.magnitude)} {batch.mass.unit}",
-            uploaded=minute(timezone.localtime(batch.uploaded_at)) if batch.uploaded_at else "—",
+            uploaded=minute(uploaded.astimezone(zone)) if uploaded else "—",
             local_url=local_url,
         )
 
@@ -94,10 +97,11 @@ class PendingPage:
 
     def __init__(self, account: IsometricAccount, request: PageRequest) -> None:
         self.account = account
-        self._answer = _fetchers.submit(_fetch, account, request)
-        # Give the fetching thread the interpreter now, to send the request, rather than after
-        # Python's switch interval (5 ms) of this thread's rendering.
-        time.sleep(0)
+        running = threading.Event()
+        self._answer = _fetchers.submit(_fetch, account, request, running)
+        # Until the fetching thread runs: it then keeps the interpreter until its request is
+        # out, where otherwise it could wait for this thread's rendering to let go of it.
+        running.wait()
 
     @cached_property
     def _outcome(self) -> RemotePage | RemoteUnavailable:
@@ -120,7 +124,10 @@ class PendingPage:
 _fetchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="isometric-page")
 
 
-def _fetch(account: IsometricAccount, request: PageRequest) -> Page[RemoteBatch]:
+def _fetch(
+    account: IsometricAccount, request: PageRequest, running: threading.Event
+) -> Page[RemoteBatch]:
+    running.set()
     try:
         return (
             _clients()
@@ -143,9 +150,10 @@ def _linked(account: IsometricAccount, page: Page[RemoteBatch]) -> RemotePage:
     """The page's rows, each linked to the portal's copy. The user is a member of the account
     (the view chose it among theirs), so its batches are theirs to see."""
     local = _mirrored(account, [batch.id for batch in page.nodes])
+    zone = timezone.get_current_timezone()
     info = page.page_info
     return RemotePage(
-        rows=[Row.of(batch, _detail_url(local.get(batch.id))) for batch in page.nodes],
+        rows=[Row.of(batch, _detail_url(local.get(batch.id)), zone) for batch in page.nodes],
         total_count=page.total_count,
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,

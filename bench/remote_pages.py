@@ -1,6 +1,6 @@
 """What the "In Isometric" page adds to the API's own response time.
 
-    python bench/remote_pages.py [--latency-ms 50] [--views 90]
+    python bench/remote_pages.py [--latency-ms 50] [--views 150]
 
 Against the emulator in its own process (1 000 batches, mirrored in the portal as the worker
 keeps them; 50 ms latency), pages through the list
@@ -31,7 +31,7 @@ SIZES = (10, 25, 50)
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--views", type=int, default=90)
+    parser.add_argument("--views", type=int, default=150)
     return parser.parse_args()
 
 
