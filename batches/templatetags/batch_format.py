@@ -3,10 +3,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 if TYPE_CHECKING:
+    from batches.models import ProductionBatch
     from batches.remote import Row
 
 register = template.Library()
@@ -33,6 +35,23 @@ def quantity(value: Decimal | float | None) -> str:
     if isinstance(value, float):
         value = Decimal(repr(value))
     return f"{value.normalize():f}"
+
+
+@register.simple_tag
+def status_badge(batch: "ProductionBatch") -> SafeString:
+    """A batch's status badge; while the batch is in motion it asks for itself again every
+    3 s (and stops once settled). A tag rather than template markup, as the list renders 25."""
+    if not batch.is_in_motion:
+        return format_html(
+            '<span class="badge badge-{}">{}</span>', batch.sync_status, batch.sync_status_label
+        )
+    return format_html(
+        '<span class="badge badge-{}" hx-get="{}" hx-trigger="every 3s" hx-swap="outerHTML">'
+        "{}</span>",
+        batch.sync_status,
+        reverse("batches:status", args=[batch.pk]),
+        batch.sync_status_label,
+    )
 
 
 _REMOTE_ROW = (
