@@ -87,14 +87,20 @@ def shoot() -> Callable[[Page, str], None]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def take(tab: Page, name: str) -> None:
+        # Not while htmx is still fetching (a search waits 300 ms after the last key).
+        tab.wait_for_load_state("networkidle")
         size = tab.viewport_size
         assert size is not None
         for width in WIDTHS:
             tab.set_viewport_size({"width": width, "height": size["height"]})
             # caret="initial": hiding the caret leaves style="" on inputs, which htmx then
-            # copies into its history snapshot, where the CSP rightly refuses it.
+            # copies into its history snapshot, where the CSP rightly refuses it. Transitions
+            # are finished, not caught halfway (the table fades while it loads).
             tab.screenshot(
-                path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True, caret="initial"
+                path=str(ARTIFACTS / f"{name}-{width}.png"),
+                full_page=True,
+                caret="initial",
+                animations="disabled",
             )
         tab.set_viewport_size(size)
 
