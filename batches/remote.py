@@ -100,8 +100,9 @@ class PendingPage:
         running = threading.Event()
         self._answer = _fetchers.submit(_fetch, account, request, running)
         # Until the fetching thread runs: it then keeps the interpreter until its request is
-        # out, where otherwise it could wait for this thread's rendering to let go of it.
-        running.wait()
+        # out, where otherwise it could wait for this thread's rendering to let go of it. (Not
+        # for long if every fetching thread is busy: the request then goes out when one frees.)
+        running.wait(timeout=0.5)
 
     @cached_property
     def _outcome(self) -> RemotePage | RemoteUnavailable:
