@@ -217,9 +217,9 @@ def _remote_fields(node: RemoteBatch) -> dict[str, Any]:
         "kind": node.kind or "biochar",
         "started_at": node.started_at,
         "ended_at": node.ended_at,
-        "mass_magnitude": quantity(node.mass.magnitude),
+        "mass_magnitude": decimal_of(node.mass.magnitude),
         "mass_unit": node.mass.unit,
-        "mass_standard_deviation": None if deviation is None else quantity(deviation),
+        "mass_standard_deviation": None if deviation is None else decimal_of(deviation),
         "display_name": node.display_name or "",
         "uploaded_at": node.uploaded_at,
         "deleted_in_isometric_at": None,
@@ -232,7 +232,7 @@ def _remote_fields(node: RemoteBatch) -> dict[str, Any]:
     }
 
 
-def quantity(value: float) -> Decimal:
+def decimal_of(value: float) -> Decimal:
     """A JSON number as the model's decimal (6 places)."""
     return Decimal(repr(value)).quantize(Decimal("0.000001"))
 
