@@ -18,6 +18,8 @@ from batches.services import BatchNotEditable, retry_batch, save_batch
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
+ATTEMPTS_SHOWN = 20  # on a batch's page, newest first
+
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
 @vary_on_headers("HX-Request")
@@ -97,9 +99,6 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     }
     template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"
     return render(request, template, context)
-
-
-ATTEMPTS_SHOWN = 20
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)

@@ -14,19 +14,11 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(
-        self,
-        concurrency: int = 4,
-        poll_interval: float | None = None,
-        *,
-        once: bool = False,
-        pulls: bool = True,
-    ) -> None:
+    def __init__(self, concurrency: int = 4, *, once: bool = False) -> None:
         """`once`: push whatever is due, until nothing is, then return (no pulls)."""
         self.concurrency = concurrency
-        self.poll_interval = poll_interval or settings.SYNC_POLL_INTERVAL
+        self.poll_interval = settings.SYNC_POLL_INTERVAL
         self.once = once
-        self.pulls = pulls and not once
         self.stopping = threading.Event()
         self._work: queue.Queue[sync.Claim | None] = queue.Queue()
         self._attempts: queue.Queue[sync.Attempt | None] = queue.Queue()
@@ -46,7 +38,7 @@ class Worker:
         recorder = threading.Thread(target=self._recorder, name="record")
         for thread in [*pushers, recorder]:
             thread.start()
-        if self.pulls:
+        if not self.once:
             # A daemon: stopping does not wait for a long pull. Each page is written in its own
             # transaction, so a pull cut short leaves nothing half-done.
             threading.Thread(target=self._puller, name="pull", daemon=True).start()

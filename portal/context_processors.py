@@ -1,3 +1,4 @@
+from functools import cache
 from typing import Any
 
 from django.http import HttpRequest
@@ -11,14 +12,17 @@ def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
     """For every page: the accounts an admin must see to (expiring or refused credentials), an
     operator's accounts whose sending is paused, and whether the user has any account at all.
     Lazy, so a page that shows none of them queries nothing."""
-    user = request.user
+
+    @cache
+    def admin() -> bool:
+        return is_credential_admin(request.user)
 
     def alerts() -> list[Any]:
-        return list(accounts_needing_attention()) if is_credential_admin(user) else []
+        return list(accounts_needing_attention()) if admin() else []
 
     def paused() -> list[Any]:
         """For operators: their accounts whose sending is paused (admins see the alert)."""
-        if is_credential_admin(user):
+        if admin():
             return []
         return [
             account
