@@ -144,6 +144,9 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+            # "In Isometric" links a page of remote ids to the account's copies: without this,
+            # SQLite answers from the account's list index, reading every batch of the account.
+            models.Index(fields=["account", "remote_id"], name="batch_account_remote_idx"),
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],

@@ -7,16 +7,12 @@ connection to Isometric.
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import tzinfo
-from functools import cache, cached_property
+from functools import cached_property
 
 from django.db import connection
-from django.urls import reverse
-from django.utils import timezone
 
 from batches.models import ProductionBatch
 from batches.sync import Clients
-from batches.templatetags.batch_format import minute, quantity
 from isometric.errors import (
     AuthenticationFailed,
     InvalidCursor,
@@ -43,40 +39,10 @@ class PageRequest:
     supplier_reference_id: str = ""
 
 
-@dataclass(slots=True)
-class Row:
-    """A remote batch as the page shows it, formatted here once (a template filter per cell
-    costs more than the cell), and where the portal's copy is ("" when it has none)."""
-
-    id: str
-    display_name: str
-    supplier_reference_id: str
-    facility_id: str
-    started: str
-    mass: str
-    uploaded: str
-    local_url: str
-
-    @classmethod
-    def of(cls, batch: RemoteBatch, local_url: str, zone: tzinfo) -> "Row":
-        """`zone`: the portal's time zone, looked up once a page (each lookup is a
-        context-local read)."""
-        uploaded = batch.uploaded_at
-        return cls(
-            id=batch.id,
-            display_name=batch.display_name or batch.id,
-            supplier_reference_id=batch.supplier_reference_id or "no supplier reference",
-            facility_id=batch.facility_id,
-            started=minute(batch.started_at.astimezone(zone)),
-            mass=f"{quantity(batch.mass.magnitude)} {batch.mass.unit}",
-            uploaded=minute(uploaded.astimezone(zone)) if uploaded else "—",
-            local_url=local_url,
-        )
-
-
 @dataclass(frozen=True)
 class RemotePage:
-    rows: list[Row]
+    batches: list[RemoteBatch]
+    local_ids: dict[str, int]  # the portal's copies of these batches, by remote id
     total_count: int | None
     next_cursor: str | None
     previous_cursor: str | None
@@ -148,29 +114,16 @@ def _fetch(
 
 
 def _linked(account: IsometricAccount, page: Page[RemoteBatch]) -> RemotePage:
-    """The page's rows, each linked to the portal's copy. The user is a member of the account
+    """The page, with the portal's copies of its batches. The user is a member of the account
     (the view chose it among theirs), so its batches are theirs to see."""
-    local = _mirrored(account, [batch.id for batch in page.nodes])
-    zone = timezone.get_current_timezone()
     info = page.page_info
     return RemotePage(
-        rows=[Row.of(batch, _detail_url(local.get(batch.id)), zone) for batch in page.nodes],
+        batches=page.nodes,
+        local_ids=_mirrored(account, [batch.id for batch in page.nodes]),
         total_count=page.total_count,
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,
     )
-
-
-def _detail_url(pk: int | None) -> str:
-    """The portal's page of a batch, "" for none."""
-    return _detail_url_pattern().format(pk) if pk else ""
-
-
-@cache
-def _detail_url_pattern() -> str:
-    """reverse() costs more than the rest of a row: the URL is reversed once, then filled in."""
-    mark = "987654321"
-    return reverse("batches:detail", args=[mark]).replace(mark, "{}")
 
 
 def _mirrored(account: IsometricAccount, remote_ids: list[str]) -> dict[str, int]:

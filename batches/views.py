@@ -54,18 +54,18 @@ def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RemoteBatchesForm(request.GET, request_accounts(request))
     form.is_valid()
     account = form.chosen_account()
-    context: dict[str, object] = {
-        "form": form,
-        "account": account,
-        "query": _query_without_cursor(request),
-    }
-    if account is not None:
-        # Isometric is asked as soon as the account (one of the user's) is known, and the
-        # permission checked while it answers: the check's queries would otherwise add to the
-        # page's time. Nothing of the answer is shown without the permission.
-        context["remote"] = remote.PendingPage(account, form.page_request(request.GET))
+    # Isometric is asked as soon as the account (one of the user's) is known, and the
+    # permission checked while it answers: the check's queries would otherwise add to the
+    # page's time. Nothing of the answer is shown without the permission.
+    pending = remote.PendingPage(account, form.page_request(request.GET)) if account else None
     if not request.user.has_perm("batches.view_productionbatch"):
         raise PermissionDenied
+    context = {
+        "form": form,
+        "account": account,
+        "remote": pending,
+        "query": _query_without_cursor(request),
+    }
     if _wants_fragment(request):
         return render(request, "batches/remote.html#results", context)
     return render(request, "batches/remote.html", context)

@@ -1,5 +1,7 @@
 """Isometric accounts: who may use which, and whether their credentials work."""
 
+from functools import cache
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -19,16 +21,33 @@ def accounts_of(user: AbstractBaseUser | AnonymousUser) -> QuerySet[IsometricAcc
         return IsometricAccount.objects.all()
     if not user.is_authenticated:
         return IsometricAccount.objects.none()
-    return IsometricAccount.objects.filter(members__pk=user.pk)
+    return _member_accounts(user.pk)
+
+
+def _member_accounts(user_pk: int) -> QuerySet[IsometricAccount]:
+    return IsometricAccount.objects.filter(members__pk=user_pk)
 
 
 def request_accounts(request: HttpRequest) -> list[IsometricAccount]:
     """The requesting user's accounts, queried once however many parts of the page ask."""
     accounts: list[IsometricAccount] | None = getattr(request, "_isometric_accounts", None)
     if accounts is None:
-        accounts = list(accounts_of(request.user))
+        user = request.user
+        if user.is_authenticated and not user.is_superuser:
+            accounts = list(IsometricAccount.objects.raw(_member_accounts_sql(), [user.pk]))
+        else:
+            accounts = list(accounts_of(user))
         request._isometric_accounts = accounts  # type: ignore[attr-defined]
     return accounts
+
+
+@cache
+def _member_accounts_sql() -> str:
+    """The ORM's SQL for a member's accounts, built once. Every page asks for them, and building
+    the query costs three times as much as running it ("In Isometric" waits for them before it
+    can ask Isometric)."""
+    sql, _params = _member_accounts(0).query.sql_with_params()
+    return sql
 
 
 def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
