@@ -11,7 +11,7 @@ from functools import cached_property
 
 from django.db import connection
 
-from batches.models import ProductionBatch
+from batches.models import Facility, ProductionBatch
 from batches.sync import Clients
 from isometric.errors import (
     AuthenticationFailed,
@@ -43,6 +43,7 @@ class PageRequest:
 class RemotePage:
     batches: list[RemoteBatch]
     local_ids: dict[str, int]  # the portal's copies of these batches, by remote id
+    facility_names: dict[str, str]  # by Isometric id, for the facilities the portal knows
     total_count: int | None
     next_cursor: str | None
     previous_cursor: str | None
@@ -69,6 +70,8 @@ class PendingPage:
         # out, where otherwise it could wait for this thread's rendering to let go of it. (Not
         # for long if every fetching thread is busy: the request then goes out when one frees.)
         running.wait(timeout=0.5)
+        # Looked up while Isometric answers: the portal's (short) list of facilities.
+        self._facility_names = dict(Facility.objects.values_list("isometric_id", "name"))
 
     @cached_property
     def _outcome(self) -> RemotePage | RemoteUnavailable:
@@ -76,7 +79,7 @@ class PendingPage:
             answer = self._answer.result()
         except RemoteUnavailable as exc:
             return exc
-        return _linked(self.account, answer)
+        return _linked(self.account, answer, self._facility_names)
 
     @property
     def page(self) -> RemotePage | None:
@@ -113,13 +116,16 @@ def _fetch(
         raise _unavailable(exc) from None
 
 
-def _linked(account: IsometricAccount, page: Page[RemoteBatch]) -> RemotePage:
+def _linked(
+    account: IsometricAccount, page: Page[RemoteBatch], facility_names: dict[str, str]
+) -> RemotePage:
     """The page, with the portal's copies of its batches. The user is a member of the account
     (the view chose it among theirs), so its batches are theirs to see."""
     info = page.page_info
     return RemotePage(
         batches=page.nodes,
         local_ids=_mirrored(account, [batch.id for batch in page.nodes]),
+        facility_names=facility_names,
         total_count=page.total_count,
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,

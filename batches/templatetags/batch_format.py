@@ -73,21 +73,29 @@ def remote_rows(page: "RemotePage") -> SafeString:
     detail_url = _detail_url_pattern()
     return mark_safe(
         "\n".join(
-            _remote_row(batch, page.local_ids.get(batch.id), detail_url, zone)
+            _remote_row(
+                batch,
+                page.facility_names.get(batch.facility_id, batch.facility_id),
+                page.local_ids.get(batch.id),
+                detail_url,
+                zone,
+            )
             for batch in page.batches
         )
     )
 
 
-def _remote_row(batch: "RemoteBatch", local_id: int | None, detail_url: str, zone: tzinfo) -> str:
+def _remote_row(
+    batch: "RemoteBatch", facility: str, local_id: int | None, detail_url: str, zone: tzinfo
+) -> str:
     # minute() and quantity() give digits and month names, the URL a path with a number:
-    # only the API's strings need escaping.
+    # only the API's strings and the facility's name need escaping.
     uploaded = batch.uploaded_at
     portal_copy = f'<a href="{detail_url.format(local_id)}">Open</a>' if local_id else _NOT_MIRRORED
     return (
         f"<tr><td>{escape(batch.display_name or batch.id)}"
         f'<div class="sub">{escape(batch.supplier_reference_id or "no supplier reference")}</div>'
-        f'</td><td class="sub">{escape(batch.facility_id)}</td>'
+        f"</td><td>{escape(facility)}</td>"
         f"<td>{minute(batch.started_at.astimezone(zone))}</td>"
         f'<td class="num">{quantity(batch.mass.magnitude)} {escape(batch.mass.unit)}</td>'
         f"<td>{minute(uploaded.astimezone(zone)) if uploaded else '—'}</td>"

@@ -16,10 +16,12 @@ def test_a_time_reads_to_the_minute_without_leading_zero_on_the_day() -> None:
     assert minute(None) == ""
 
 
-def remote_batch(batch_id: str, display_name: str | None, reference: str | None) -> RemoteBatch:
+def remote_batch(
+    batch_id: str, display_name: str | None, reference: str | None, facility_id: str
+) -> RemoteBatch:
     return RemoteBatch(
         id=batch_id,
-        facility_id="fcl_<b>",
+        facility_id=facility_id,
         feedstock_type_ids=(),
         supplier_reference_id=reference,
         kind="biochar",
@@ -37,10 +39,11 @@ def test_remote_rows_escape_isometric_s_text_and_link_the_portal_s_copy(
     settings.TIME_ZONE = "Europe/Berlin"
     page = RemotePage(
         batches=[
-            remote_batch("pbt_1", '<script>alert("x")</script>', "R&D-1"),
-            remote_batch("pbt_2", None, None),
+            remote_batch("pbt_1", '<script>alert("x")</script>', "R&D-1", "fcl_1"),
+            remote_batch("pbt_2", None, None, "fcl_<b>"),
         ],
         local_ids={"pbt_1": 42},
+        facility_names={"fcl_1": "Kiln <North>"},
         total_count=2,
         next_cursor=None,
         previous_cursor=None,
@@ -50,7 +53,9 @@ def test_remote_rows_escape_isometric_s_text_and_link_the_portal_s_copy(
 
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
-    assert "R&amp;D-1" in html and "fcl_&lt;b&gt;" in html
+    assert "R&amp;D-1" in html
+    assert "<td>Kiln &lt;North&gt;</td>" in html  # the portal's name for the facility
+    assert "<td>fcl_&lt;b&gt;</td>" in html  # else Isometric's id
     assert "<td>5 Mar 2026 00:30</td>" in html  # in the portal's time zone
     assert '<td class="num">12.5 tonne</td>' in html
     first, second = html.split("\n")

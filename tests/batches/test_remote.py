@@ -8,7 +8,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from batches import sync
-from batches.models import ProductionBatch
+from batches.models import Facility, ProductionBatch
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
 from tests.factories import make_account, make_user
@@ -38,7 +38,7 @@ def link(page: str, rel: str) -> str:
 
 
 def references(page: str) -> list[str]:
-    return re.findall(r'<div class="sub">([^<]+)</div></td>\s*<td class="sub">fcl_', page)
+    return re.findall(r'<tr><td>[^<]*<div class="sub">([^<]+)</div></td>', page)
 
 
 def test_pages_forward_and_back_by_cursor_with_the_total(
@@ -81,6 +81,7 @@ def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
 ) -> None:
     sync.pull(account)
     first, second, *_ = emulator.production_batches()
+    Facility.objects.filter(isometric_id=first["facility_id"]).update(name="Kiln Nørth")
     mirrored = ProductionBatch.objects.get(remote_id=first["id"])
     ProductionBatch.objects.filter(remote_id=second["id"]).delete()
 
@@ -88,6 +89,7 @@ def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
 
     assert f'href="/batches/{mirrored.pk}/">Open</a>' in page
     assert page.count("Not in the portal yet") == 1
+    assert "<td>Kiln Nørth</td>" in page  # the portal's name for Isometric's facility id
 
 
 def test_a_lookup_by_supplier_reference_uses_the_api_filter(
