@@ -12,7 +12,6 @@ from functools import cached_property
 from django.db import connection
 
 from batches.models import Facility, ProductionBatch
-from batches.sync import Clients
 from isometric.errors import (
     AuthenticationFailed,
     InvalidCursor,
@@ -25,7 +24,7 @@ from isometric.errors import (
 from isometric.models import Page
 from isometric.models import ProductionBatch as RemoteBatch
 from portal import crypto
-from portal.models import IsometricAccount
+from portal.models import Clients, IsometricAccount
 
 PAGE_SIZES = (10, 25, 50)
 _thread = threading.local()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connections
 
 from batches import sync
+from portal.models import Clients
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class Worker:
                 in_flight -= 1
 
     def _pusher(self) -> None:
-        clients = sync.Clients()
+        clients = Clients()
         try:
             while (claim := self._work.get()) is not None:
                 try:

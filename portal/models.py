@@ -153,3 +153,26 @@ def token_expiry(token: str) -> datetime | None:
         return datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
     except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, OSError):
         return None
+
+
+class Clients:
+    """Isometric clients by account, each kept for its connection and replaced when the
+    account's credentials change. A requests session is not to be shared: one per thread."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, tuple[datetime, Client]] = {}
+
+    def get(self, account: IsometricAccount) -> Client:
+        held = self._clients.get(account.pk)
+        if held is not None and held[0] == account.updated_at:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        client = account.client()
+        self._clients[account.pk] = (account.updated_at, client)
+        return client
+
+    def close(self) -> None:
+        for _, client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -2,12 +2,11 @@
 The worker (batches.worker) runs both; views and commands call them here."""
 
 from batches.sync.pull import PullResult, pull, pull_due_accounts, request_pull
-from batches.sync.push import Attempt, Claim, Clients, claim_due, push, release, send
+from batches.sync.push import Attempt, Claim, claim_due, push, release, send
 
 __all__ = [
     "Attempt",
     "Claim",
-    "Clients",
     "PullResult",
     "claim_due",
     "pull",

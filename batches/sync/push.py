@@ -20,7 +20,6 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
-from isometric.client import Client
 from isometric.errors import (
     AuthenticationFailed,
     Conflict,
@@ -34,7 +33,7 @@ from isometric.errors import (
 from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
 from portal import crypto
-from portal.models import ConnectionStatus, IsometricAccount
+from portal.models import Clients, ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
 
@@ -156,29 +155,6 @@ def _may_have_stored(exc: IsometricError) -> bool:
     if isinstance(exc, ServerError):
         return exc.status != 503  # 503 turns a request away; a 500 may come after the insert
     return not isinstance(exc, ValidationFailed | AuthenticationFailed | RateLimited)
-
-
-class Clients:
-    """Isometric clients by account, each kept for its connection and replaced when the
-    account's credentials change. A requests session is not to be shared: one per thread."""
-
-    def __init__(self) -> None:
-        self._clients: dict[int, tuple[datetime, Client]] = {}
-
-    def get(self, account: IsometricAccount) -> Client:
-        held = self._clients.get(account.pk)
-        if held is not None and held[0] == account.updated_at:
-            return held[1]
-        if held is not None:
-            held[1].close()
-        client = account.client()
-        self._clients[account.pk] = (account.updated_at, client)
-        return client
-
-    def close(self) -> None:
-        for _, client in self._clients.values():
-            client.close()
-        self._clients.clear()
 
 
 def push(claim: Claim, clients: Clients) -> AttemptOutcome:

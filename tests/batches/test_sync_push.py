@@ -18,7 +18,7 @@ from batches.models import (
 from batches.sync.push import backoff, new_production_batch
 from isometric.client import Client
 from isometric.emulator import Emulator
-from portal.models import ConnectionStatus, IsometricAccount
+from portal.models import Clients, ConnectionStatus, IsometricAccount
 from tests.factories import make_account, make_batch, make_facility
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def batch(
 def push_once() -> AttemptOutcome:
     """Claim the one due batch and push it, as a worker thread does."""
     [claim] = sync.claim_due(10)
-    clients = sync.Clients()
+    clients = Clients()
     try:
         return sync.push(claim, clients)
     finally:
@@ -181,7 +181,7 @@ def test_refused_credentials_pause_the_account_without_counting_an_attempt(
     other = make_batch(known_facility, [known_feedstock_type], account=account)
 
     [claim, _] = sorted(sync.claim_due(2), key=lambda claim: claim.batch.pk)
-    assert sync.push(claim, sync.Clients()) == AttemptOutcome.PAUSED
+    assert sync.push(claim, Clients()) == AttemptOutcome.PAUSED
 
     account.refresh_from_db()
     assert account.connection_status == ConnectionStatus.REJECTED
@@ -230,7 +230,7 @@ def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
     [again] = sync.claim_due(1)
     assert again.batch.pk == batch.pk and again.look_up_first
     assert again.token != claim.token
-    assert sync.push(again, sync.Clients()) == AttemptOutcome.ADOPTED
+    assert sync.push(again, Clients()) == AttemptOutcome.ADOPTED
     assert created(emulator, "KILN-A-0001") == 1
 
 
@@ -241,7 +241,7 @@ def test_an_outcome_is_not_applied_once_the_claim_is_lost(
     ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     [again] = sync.claim_due(1)
 
-    assert sync.push(claim, sync.Clients()) == AttemptOutcome.CREATED
+    assert sync.push(claim, Clients()) == AttemptOutcome.CREATED
 
     batch.refresh_from_db()
     assert (batch.sync_status, batch.claim_token) == (SyncStatus.SYNCING, again.token)
