@@ -131,6 +131,7 @@ def main() -> int:
     connections = connections_after - connections_before - 1  # the stats request's own
     print(f"{args.views} page views (sizes {SIZES}), emulator latency {args.latency_ms:g} ms")
     print(f"median page {page_ms:.2f} ms, median API call {api_ms:.2f} ms")
+    print(f"the page adds    {page_ms - api_ms:.2f} ms")
     print(f"page / API       {ratio:.3f} {verdict(ratio <= RATIO_TARGET)} (target <= 1.10)")
     print(f"API calls a view {calls:.2f} {verdict(calls == 1)} (target 1)")
     print(f"new connections  {connections} {verdict(connections <= 1)} (target <= 1)")
