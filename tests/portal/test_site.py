@@ -126,6 +126,26 @@ def test_sqlite_file_database_uses_wal(tmp_path: Path) -> None:
     assert result.stdout.strip() == "wal", result.stderr
 
 
+def test_a_database_connection_serves_request_after_request(tmp_path: Path) -> None:
+    """As a WSGI server calls the portal (the test client never closes connections)."""
+    result = run_django(
+        "from wsgiref.util import setup_testing_defaults\n"
+        "from django.core.handlers.wsgi import WSGIHandler\n"
+        "from django.db import connection\n"
+        "handler, kept = WSGIHandler(), []\n"
+        "for _ in range(3):\n"
+        "    environ = {'PATH_INFO': '/healthz', 'HTTP_HOST': 'localhost'}\n"
+        "    setup_testing_defaults(environ)\n"
+        "    response = handler(environ, lambda status, headers: None)\n"
+        "    assert b'ok' in b''.join(response)\n"
+        "    response.close()\n"
+        "    kept.append(connection.connection)\n"
+        "print(kept[0] is not None and all(c is kept[0] for c in kept))",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    )
+    assert result.stdout.strip() == "True", result.stderr
+
+
 @pytest.mark.django_db
 def test_every_page_but_login_and_healthz_needs_login(client: Client) -> None:
     assert client.get(reverse("dashboard"))["Location"] == "/login/?next=/"
