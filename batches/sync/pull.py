@@ -17,6 +17,7 @@ from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from isometric.client import Client
 from isometric.errors import IsometricError
 from isometric.models import ProductionBatch as RemoteBatch
+from portal import crypto
 from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ class PullResult:
 def pull(account: IsometricAccount) -> PullResult:
     """Page through all of the account's batches in Isometric and upsert them here by remote id
     (adopting a local batch with the same supplier reference), a page per transaction. Raises
-    IsometricError when Isometric fails part-way: what was written stays, nothing is marked
-    deleted."""
+    IsometricError when Isometric fails part-way (what was written stays, nothing is marked
+    deleted), InvalidToken when no key opens the account's credentials; either is recorded on
+    the account."""
     started = timezone.now()
     try:
         with account.client() as client:
@@ -51,6 +53,9 @@ def pull(account: IsometricAccount) -> PullResult:
             mirror = _Mirror(account, started)
             for page in client.iter_production_batch_pages(read_ahead=True):
                 mirror.upsert(page.nodes)
+    except crypto.InvalidToken:
+        _record(account, f"The last refresh failed: {crypto.UNREADABLE}.")
+        raise
     except IsometricError as exc:
         _record(account, f"The last refresh failed: {exc}")
         raise

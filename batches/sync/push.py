@@ -121,9 +121,7 @@ class _Push:
         try:
             self.client = clients.get(self.batch.account)
         except crypto.InvalidToken:
-            raise AuthenticationFailed(
-                "the stored credentials cannot be decrypted with the current ENCRYPTION_KEYS"
-            ) from None
+            raise AuthenticationFailed(crypto.UNREADABLE) from None
         reference = self.batch.supplier_reference_id
         if self.possibly_sent:
             found = self.client.find_production_batch(reference)

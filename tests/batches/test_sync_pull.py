@@ -3,6 +3,8 @@
 from decimal import Decimal
 
 import pytest
+from cryptography.fernet import Fernet
+from pytest_django.fixtures import Settings
 
 from batches import sync
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
@@ -10,6 +12,7 @@ from batches.sync.push import new_production_batch
 from isometric.client import Client
 from isometric.emulator import Emulator
 from isometric.errors import IsometricError
+from portal import crypto
 from portal.models import IsometricAccount
 from tests.factories import make_batch
 from tests.processes import run_manage
@@ -121,6 +124,21 @@ def test_a_failed_pull_marks_nothing_deleted_and_says_so(
     assert ProductionBatch.objects.filter(deleted_in_isometric_at=None).count() == 3
     account.refresh_from_db()
     assert account.last_pull_summary.startswith("The last refresh failed")
+
+
+def test_a_pull_with_credentials_no_key_opens_says_so_on_the_account(
+    account: IsometricAccount, settings: Settings
+) -> None:
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    with pytest.raises(crypto.InvalidToken):
+        sync.pull(account)
+
+    account.refresh_from_db()
+    assert account.last_pull_summary == (
+        "The last refresh failed: the stored credentials cannot be decrypted with the current "
+        "ENCRYPTION_KEYS."
+    )
 
 
 def test_pulls_fall_due_on_schedule_or_on_request_and_are_claimed_once(
