@@ -110,7 +110,6 @@ class Worker:
     def _puller(self) -> None:
         while not self.stopping.wait(self.poll_interval):
             try:
-                for account in sync.pull_due_accounts():
-                    sync.pull(account)
+                sync.pull_due()
             except Exception:
                 log.exception("sync worker: pulling failed")

@@ -69,6 +69,16 @@ def request_pull(accounts: QuerySet[IsometricAccount]) -> int:
     return accounts.update(pull_due_at=timezone.now())
 
 
+def pull_due() -> None:
+    """Pull each account whose pull is due. One that fails (its failure is recorded on it) does
+    not keep the others waiting for the next interval."""
+    for account in pull_due_accounts():
+        try:
+            pull(account)
+        except (IsometricError, crypto.InvalidToken):
+            log.warning("pull %s failed; the other accounts are pulled all the same", account.name)
+
+
 def pull_due_accounts() -> list[IsometricAccount]:
     """Claim the accounts whose pull is due: each is this worker's until the next interval, so
     several workers do not pull the same account at once."""

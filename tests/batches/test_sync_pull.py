@@ -14,7 +14,7 @@ from isometric.emulator import Emulator
 from isometric.errors import IsometricError
 from portal import crypto
 from portal.models import IsometricAccount
-from tests.factories import make_batch
+from tests.factories import make_account, make_batch
 from tests.processes import run_manage
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +150,18 @@ def test_pulls_fall_due_on_schedule_or_on_request_and_are_claimed_once(
     sync.request_pull(IsometricAccount.objects.filter(pk=account.pk))
 
     assert sync.pull_due_accounts() == [account]
+
+
+def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emulator) -> None:
+    unreachable = make_account("A unreachable")  # sorted first: pulled first
+    kilns = make_account("B Kilns", emulator=emulator)
+    emulator.add_production_batches(5)
+
+    sync.pull_due()
+
+    unreachable.refresh_from_db()
+    assert unreachable.last_pull_summary.startswith("The last refresh failed")
+    assert ProductionBatch.objects.filter(account=kilns).count() == 5
 
 
 def test_the_pull_command_reports_counts_and_fails_clearly(
