@@ -1,7 +1,5 @@
 """Isometric accounts: who may use which, and whether their credentials work."""
 
-from functools import cache
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -11,6 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 from isometric.errors import AuthenticationFailed, IsometricError, TransportError
 from portal import crypto
 from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount
+from portal.prepared import prepared_query
 
 CREDENTIAL_ADMINS = "Credential admins"
 
@@ -28,26 +27,21 @@ def _member_accounts(user_pk: int) -> QuerySet[IsometricAccount]:
     return IsometricAccount.objects.filter(members__pk=user_pk)
 
 
+# Every page asks for them, and "In Isometric" waits for them before it can ask Isometric.
+_prepared_member_accounts = prepared_query(lambda: _member_accounts(0))
+
+
 def request_accounts(request: HttpRequest) -> list[IsometricAccount]:
     """The requesting user's accounts, queried once however many parts of the page ask."""
     accounts: list[IsometricAccount] | None = getattr(request, "_isometric_accounts", None)
     if accounts is None:
         user = request.user
         if user.is_authenticated and not user.is_superuser:
-            accounts = list(IsometricAccount.objects.raw(_member_accounts_sql(), [user.pk]))
+            accounts = _prepared_member_accounts(user.pk)
         else:
             accounts = list(accounts_of(user))
         request._isometric_accounts = accounts  # type: ignore[attr-defined]
     return accounts
-
-
-@cache
-def _member_accounts_sql() -> str:
-    """The ORM's SQL for a member's accounts, built once. Every page asks for them, and building
-    the query costs three times as much as running it ("In Isometric" waits for them before it
-    can ask Isometric)."""
-    sql, _params = _member_accounts(0).query.sql_with_params()
-    return sql
 
 
 def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:

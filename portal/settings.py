@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "batches",
 ]
 
+AUTHENTICATION_BACKENDS = ["portal.backends.ModelBackend"]
+SESSION_ENGINE = "portal.sessions"
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
