@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -71,34 +72,37 @@ def total_requests(emulator: EmulatorProcess) -> tuple[int, int]:
 
 
 class PageViews:
-    """The page as a WSGI server asks the portal for it: Django's test client would never close
-    the database connection, which a server's requests do when it is not kept."""
+    """The page as a browser asks a WSGI server for it: with the cookies the portal set (Django's
+    test client would never close the database connection, which a server's requests do when
+    it is not kept)."""
 
-    def __init__(self, cookie: str) -> None:
+    def __init__(self, cookies: SimpleCookie) -> None:
         from django.core.wsgi import get_wsgi_application
 
         self.application = get_wsgi_application()
-        self.cookie = cookie
+        self.cookies = cookies
 
     def __call__(self, query: dict[str, str]) -> bytes:
         environ = {
             "PATH_INFO": "/batches/isometric/",
             "QUERY_STRING": urlencode(query),
             "HTTP_HOST": "localhost",
-            "HTTP_COOKIE": self.cookie,
+            "HTTP_COOKIE": self.cookies.output(attrs=[], header="", sep=";").strip(),
         }
         setup_testing_defaults(environ)
-        response = self.application(environ, _start_response)
+        response = self.application(environ, self._start_response)
         try:
             return b"".join(response)
         finally:
             response.close()
 
-
-def _start_response(
-    status: str, headers: list[tuple[str, str]], exc_info: Any = None
-) -> Callable[[bytes], object]:
-    return lambda body: None
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        for name, value in headers:
+            if name.lower() == "set-cookie":
+                self.cookies.load(value)
+        return lambda body: None
 
 
 def main() -> int:
@@ -130,7 +134,7 @@ def main() -> int:
         account.members.add(user)
         web = WebClient()
         web.force_login(user)
-        view_page = PageViews(web.cookies.output(header="", sep=";").strip())
+        view_page = PageViews(web.cookies)
         api = Client(emulator.base_url, emulator.client_secret, emulator.access_token)
         view_page({})  # warm up: templates, the connection
         api.list_production_batches(first=10)

@@ -16,12 +16,13 @@ def prepared_query[M: Model](build: Callable[[], QuerySet[M]]) -> Callable[..., 
     conversion of the columns are kept; only the building of the query is saved."""
 
     @cache
-    def sql() -> str:
-        sql, _stand_ins = build().query.sql_with_params()
-        return sql
+    def prepared() -> tuple[type[M], str]:
+        queryset = build()
+        sql, _stand_ins = queryset.query.sql_with_params()
+        return queryset.model, sql
 
     def run(*params: object) -> list[M]:
-        manager = build().model._default_manager
-        return list(manager.raw(sql(), params))
+        model, sql = prepared()
+        return list(model._default_manager.raw(sql, params))
 
     return run
