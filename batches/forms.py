@@ -223,6 +223,9 @@ class BatchFilterForm(forms.Form):
     started_from = forms.DateField(label="Started from", required=False, widget=DateInput)
     started_to = forms.DateField(label="Started until", required=False, widget=DateInput)
 
+    def __init__(self, data: Any) -> None:
+        super().__init__(data, label_suffix="")
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         started_from, started_to = cleaned.get("started_from"), cleaned.get("started_to")
