@@ -24,5 +24,4 @@ class SessionStore(db.SessionStore):
         if row is None:  # expired or unknown: as Django's store, start a new session
             self._session_key = None
             return {}
-        data: dict[str, Any] = self.decode(row[0])
-        return data
+        return self.decode(row[0])
