@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.db import models
@@ -6,24 +8,55 @@ from django.http import HttpRequest
 
 from batches.forms import DateTimeLocalInput, ProductionBatchForm
 from batches.models import Facility, FeedstockType, ProductionBatch
-from batches.selectors import visible_batches
 from batches.services import save_batch
+from portal.accounts import accounts_of
+
+
+class AccountScopedAdmin(admin.ModelAdmin):
+    """Rows of the user's Isometric accounts only, and only their accounts, facilities and
+    feedstock types to choose from: a staff member of one organisation never reads or writes
+    another's."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(account__in=accounts_of(request.user))
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        if db_field.name == "account":
+            kwargs["queryset"] = accounts_of(request.user)
+        elif db_field.related_model in (Facility, FeedstockType):
+            kwargs["queryset"] = _of_accounts(db_field.related_model, request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField | None:
+        if db_field.related_model in (Facility, FeedstockType):
+            kwargs["queryset"] = _of_accounts(db_field.related_model, request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def _of_accounts(model: type[models.Model], request: HttpRequest) -> QuerySet[Any]:
+    return model._default_manager.filter(account__in=accounts_of(request.user))
 
 
 @admin.register(Facility)
-class FacilityAdmin(admin.ModelAdmin):
-    list_display = ["name", "isometric_id"]
+class FacilityAdmin(AccountScopedAdmin):
+    list_display = ["name", "isometric_id", "account"]
+    list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "isometric_id"]
 
 
 @admin.register(FeedstockType)
-class FeedstockTypeAdmin(admin.ModelAdmin):
-    list_display = ["name", "isometric_id"]
+class FeedstockTypeAdmin(AccountScopedAdmin):
+    list_display = ["name", "isometric_id", "account"]
+    list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "isometric_id"]
 
 
 @admin.register(ProductionBatch)
-class ProductionBatchAdmin(admin.ModelAdmin):
+class ProductionBatchAdmin(AccountScopedAdmin):
     form = ProductionBatchForm
     # The form's own date-time inputs, not the admin's split date and time fields.
     formfield_overrides = {
@@ -38,7 +71,13 @@ class ProductionBatchAdmin(admin.ModelAdmin):
         "mass_unit",
         "sync_status",
     ]
-    list_filter = ["sync_status", "facility", "feedstock_types"]
+    # Only the facilities and feedstock types of the batches the user may see.
+    list_filter = [
+        "sync_status",
+        ("account", admin.RelatedOnlyFieldListFilter),
+        ("facility", admin.RelatedOnlyFieldListFilter),
+        ("feedstock_types", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["facility"]
     search_fields = ["display_name", "supplier_reference_id", "remote_id"]
     filter_horizontal = ["feedstock_types"]
@@ -47,15 +86,13 @@ class ProductionBatchAdmin(admin.ModelAdmin):
         "uploaded_at",
         "sync_status",
         "sync_attempts",
+        "failing_since",
         "next_attempt_at",
         "last_error",
         "created_by",
         "created_at",
         "updated_at",
     ]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ProductionBatch]:
-        return visible_batches(request.user)
 
     def save_model(
         self, request: HttpRequest, obj: ProductionBatch, form: ProductionBatchForm, change: bool

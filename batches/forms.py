@@ -1,24 +1,32 @@
 import secrets
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.forms.utils import ErrorDict
 from django.utils import timezone
 
-from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.models import MASS_LIMIT, Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.remote import PAGE_SIZES, PageRequest
+from batches.selectors import Cursor, InvalidCursor
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
 DEFAULT_REMOTE_PAGE_SIZE = 25
 # Isometric's cursors are short; anything much longer is not one.
 MAX_CURSOR = 500
+# Dates the list's filters accept: any day a batch can have, with room for a day's arithmetic.
+DATE_BOUNDS = [MinValueValidator(date(1900, 1, 1)), MaxValueValidator(date(9998, 12, 31))]
+# No batch starts before this: a safe margin for every time zone's conversion in both databases.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+# The largest id either database's integer columns hold: a larger one names no row.
+MAX_ROW_ID = 2**63 - 1
 # Crockford's base32 without look-alikes, so a generated reference can be read out over the phone.
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -46,7 +54,7 @@ class PlainSelect(forms.Select):
 
 
 def reference_taken(
-    reference: str, account: IsometricAccount | None, exclude_pk: int | None = None
+    reference: str, account: IsometricAccount, exclude_pk: int | None = None
 ) -> bool:
     taken = ProductionBatch.objects.filter(account=account, supplier_reference_id=reference)
     if exclude_pk is not None:
@@ -63,10 +71,44 @@ def generate_supplier_reference_id(started_at: datetime | None) -> str:
             return reference
 
 
+class AccountRowChoiceField(forms.ModelChoiceField):
+    """A choice of one row by its id. An id no database column can hold is an invalid choice
+    like any other (SQLite raises OverflowError for it, which Django lets through)."""
+
+    def to_python(self, value: Any) -> Any:
+        if value not in self.empty_values and not _is_row_id(value):
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return super().to_python(value)
+
+
+class AccountRowsChoiceField(forms.ModelMultipleChoiceField):
+    def _check_values(self, value: Any) -> QuerySet[Any]:
+        for pk in value:
+            if not _is_row_id(pk):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
+
+
+def _is_row_id(value: object) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdecimal() and 0 < int(text) <= MAX_ROW_ID
+
+
 class ProductionBatchForm(forms.ModelForm):
-    """Enforces every rule Isometric enforces on a batch, so a saved batch is one it will accept."""
+    """Enforces every rule Isometric enforces on a batch, so a saved batch is one it will accept,
+    keeps every value within what both databases store, and asks the operator to confirm
+    values that are possible but unusual."""
 
     mass_unit = forms.ChoiceField(label="Unit")
+    confirm_unusual = forms.BooleanField(
+        label="These values are right: save the batch as it is", required=False
+    )
 
     class Meta:
         model = ProductionBatch
@@ -82,6 +124,11 @@ class ProductionBatchForm(forms.ModelForm):
             "mass_unit",
             "mass_standard_deviation",
         ]
+        field_classes = {
+            "account": AccountRowChoiceField,
+            "facility": AccountRowChoiceField,
+            "feedstock_types": AccountRowsChoiceField,
+        }
         labels = {
             "account": "Isometric account",
             "supplier_reference_id": "Supplier reference",
@@ -107,33 +154,51 @@ class ProductionBatchForm(forms.ModelForm):
     def __init__(
         self, *args: Any, accounts: QuerySet[IsometricAccount] | None = None, **kwargs: Any
     ) -> None:
-        """`accounts`: those the user may record into. With one, batches go into it unasked;
-        with none, they are kept here until the portal has an account for them."""
+        """`accounts`: those the user may record into (at least one). With one, batches go
+        into it unasked, and the facilities and feedstock types offered are its own. (The admin
+        scopes the choices itself and passes none.)"""
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-        self.fields["supplier_reference_id"].required = False
+        self.unusual: list[str] = []
+        if "supplier_reference_id" in self.fields:
+            self.fields["supplier_reference_id"].required = False
         if accounts is not None:
             self._offer_accounts(accounts)
         if not self.is_bound and self.instance.sync_status == SyncStatus.REJECTED:
             self._show_rejection(self.instance.rejection_errors)
         units = settings.BATCH_MASS_UNITS
-        unit_field = self.fields["mass_unit"]
-        assert isinstance(unit_field, forms.ChoiceField)
-        unit_field.choices = [(unit, unit) for unit in units]
+        if isinstance(unit_field := self.fields.get("mass_unit"), forms.ChoiceField):
+            unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
 
     def _offer_accounts(self, accounts: QuerySet[IsometricAccount]) -> None:
+        self._choose_among(
+            "facility", Facility.objects.filter(account__in=accounts).select_related("account")
+        )
+        self._choose_among(
+            "feedstock_types",
+            FeedstockType.objects.filter(account__in=accounts).select_related("account"),
+        )
         choices = list(accounts[:2])
+        account_field = self.fields["account"]
+        assert isinstance(account_field, forms.ModelChoiceField)
         if len(choices) > 1:
-            account_field = self.fields["account"]
-            assert isinstance(account_field, forms.ModelChoiceField)
             account_field.queryset = accounts
             account_field.required = True
+            for name in ("facility", "feedstock_types"):
+                field = self.fields[name]
+                assert isinstance(field, forms.ModelChoiceField)
+                field.label_from_instance = _with_account  # type: ignore[method-assign]
             return
         del self.fields["account"]
         if choices and self.instance.account_id is None:
             self.instance.account = choices[0]
+
+    def _choose_among(self, name: str, queryset: QuerySet[Any]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = queryset
 
     def _show_rejection(self, errors: list[list[str | None]]) -> None:
         """Isometric's reasons for refusing the batch, at the fields they concern, before the
@@ -144,41 +209,86 @@ class ProductionBatchForm(forms.ModelForm):
             self._errors.setdefault(name, self.error_class()).append(f"Isometric: {message}")
 
     def clean_started_at(self) -> datetime:
-        return _not_in_future(self.cleaned_data["started_at"])
+        return _plausible_moment(self.cleaned_data["started_at"])
 
     def clean_ended_at(self) -> datetime:
-        return _not_in_future(self.cleaned_data["ended_at"])
+        return _plausible_moment(self.cleaned_data["ended_at"])
 
     def clean_mass_magnitude(self) -> Decimal:
         mass: Decimal = self.cleaned_data["mass_magnitude"]
         if mass <= 0:
             raise forms.ValidationError("Mass must be greater than zero.")
-        return mass
+        return _storable_mass(mass)
 
     def clean_mass_standard_deviation(self) -> Decimal | None:
         deviation: Decimal | None = self.cleaned_data["mass_standard_deviation"]
         if deviation is not None and deviation < 0:
             raise forms.ValidationError("Standard deviation cannot be negative.")
-        return deviation
+        return None if deviation is None else _storable_mass(deviation)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        account = cleaned.get("account") if "account" in self.fields else self.instance.account
         started_at, ended_at = cleaned.get("started_at"), cleaned.get("ended_at")
         if started_at and ended_at and ended_at <= started_at:
             self.add_error("ended_at", "Production must end after it started.")
+        self._check_same_account(account, cleaned)
         reference = cleaned.get("supplier_reference_id")
-        if reference and self._reference_taken(reference, cleaned.get("account")):
+        if reference and account and reference_taken(reference, account, self.instance.pk):
             self.add_error("supplier_reference_id", DUPLICATE_REFERENCE)
         elif not reference and "supplier_reference_id" not in self.errors:
             cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
+        self.unusual = unusual_values(cleaned)
+        if self.unusual and not cleaned.get("confirm_unusual"):
+            self.add_error(
+                None, "Some values are unusual. Check them, then confirm them below to save."
+            )
         return cleaned
 
-    def _reference_taken(self, reference: str, account: IsometricAccount | None) -> bool:
-        """References are unique within an account (the model's constraint), which the form
-        does not check by itself when the account is not one of its fields."""
-        if "account" not in self.fields:
-            account = self.instance.account
-        return reference_taken(reference, account, exclude_pk=self.instance.pk)
+    def _check_same_account(
+        self, account: IsometricAccount | None, cleaned: dict[str, Any]
+    ) -> None:
+        """A batch's facility and feedstock types are its organisation's: Isometric refuses
+        another's (and the choices may mix accounts when the user is in several)."""
+        if account is None:
+            return
+        facility = cleaned.get("facility")
+        if facility is not None and facility.account_id != account.pk:
+            self.add_error("facility", f"This facility is not one of {account}'s.")
+        feedstock_types = cleaned.get("feedstock_types") or []
+        if any(feedstock.account_id != account.pk for feedstock in feedstock_types):
+            self.add_error("feedstock_types", f"Choose feedstock types of {account} only.")
+
+
+def _with_account(row: Facility | FeedstockType) -> str:
+    return f"{row.name} ({row.account})"
+
+
+def unusual_values(cleaned: Mapping[str, Any]) -> list[str]:
+    """What is possible but unusual in a batch, in words, for the operator to confirm."""
+    unusual = []
+    mass, unit = cleaned.get("mass_magnitude"), cleaned.get("mass_unit")
+    deviation = cleaned.get("mass_standard_deviation")
+    started_at, ended_at = cleaned.get("started_at"), cleaned.get("ended_at")
+    limit = settings.BATCH_MASS_CONFIRM_ABOVE
+    if mass is not None and mass_in_tonnes(mass, unit) > limit:
+        unusual.append(f"The mass is over {limit:g} tonnes for one batch.")
+    if mass is not None and deviation is not None and deviation > mass:
+        unusual.append("The standard deviation is larger than the mass itself.")
+    run_days = settings.BATCH_RUN_CONFIRM_DAYS
+    if started_at and ended_at and ended_at - started_at > timedelta(days=run_days):
+        unusual.append(f"Production ran for more than {run_days} days.")
+    if started_at and timezone.localtime(started_at).year < settings.BATCH_EARLIEST_YEAR:
+        unusual.append(f"Production started before {settings.BATCH_EARLIEST_YEAR}.")
+    return unusual
+
+
+# Units whose size is known, in tonnes; a mass in any other unit is compared as it is.
+TONNES_PER_UNIT = {"tonne": Decimal(1), "t": Decimal(1), "kg": Decimal("0.001")}
+
+
+def mass_in_tonnes(mass: Decimal, unit: str | None) -> Decimal:
+    return mass * TONNES_PER_UNIT.get(unit or "", Decimal(1))
 
 
 def rejection_by_label(batch: ProductionBatch) -> list[tuple[str, str]]:
@@ -190,26 +300,33 @@ def rejection_by_label(batch: ProductionBatch) -> list[tuple[str, str]]:
     ]
 
 
-def _not_in_future(moment: datetime) -> datetime:
+def _storable_mass(mass: Decimal) -> Decimal:
+    if mass > MASS_LIMIT:
+        raise forms.ValidationError(f"Enter at most {MASS_LIMIT:,.0f}.")
+    return mass
+
+
+def _plausible_moment(moment: datetime) -> datetime:
     if moment > timezone.now():
         raise forms.ValidationError("This time is in the future.")
+    if moment < EARLIEST_MOMENT:
+        raise forms.ValidationError(f"Enter a time after {EARLIEST_MOMENT.year}.")
     return moment
 
 
 class BatchFilterForm(forms.Form):
-    """The list's search and filters. Invalid values are reported at the field and ignored."""
+    """The list's search, filters and page. Invalid values are reported at the field and
+    ignored."""
 
     q = forms.CharField(label="Search", required=False, max_length=100, strip=True)
-    facility = forms.ModelChoiceField(
-        queryset=Facility.objects.all(),
-        to_field_name="isometric_id",
+    facility = AccountRowChoiceField(
+        queryset=Facility.objects.none(),
         required=False,
         empty_label="All facilities",
         widget=PlainSelect,
     )
-    feedstock_type = forms.ModelChoiceField(
-        queryset=FeedstockType.objects.all(),
-        to_field_name="isometric_id",
+    feedstock_type = AccountRowChoiceField(
+        queryset=FeedstockType.objects.none(),
         required=False,
         empty_label="All feedstock types",
         widget=PlainSelect,
@@ -220,11 +337,29 @@ class BatchFilterForm(forms.Form):
         required=False,
         widget=PlainSelect,
     )
-    started_from = forms.DateField(label="Started from", required=False, widget=DateInput)
-    started_to = forms.DateField(label="Started until", required=False, widget=DateInput)
+    started_from = forms.DateField(
+        label="Started from", required=False, widget=DateInput, validators=DATE_BOUNDS
+    )
+    started_to = forms.DateField(
+        label="Started until", required=False, widget=DateInput, validators=DATE_BOUNDS
+    )
+    # Where the page starts: not shown, carried by the pager's links.
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, accounts: QuerySet[IsometricAccount]) -> None:
         super().__init__(data, label_suffix="")
+        facility, feedstock_type = self.fields["facility"], self.fields["feedstock_type"]
+        assert isinstance(facility, forms.ModelChoiceField)
+        assert isinstance(feedstock_type, forms.ModelChoiceField)
+        facility.queryset = Facility.objects.filter(account__in=accounts)
+        feedstock_type.queryset = FeedstockType.objects.filter(account__in=accounts)
+
+    def clean_after(self) -> Cursor | None:
+        return _cursor(self.cleaned_data["after"])
+
+    def clean_before(self) -> Cursor | None:
+        return _cursor(self.cleaned_data["before"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -233,16 +368,33 @@ class BatchFilterForm(forms.Form):
             self.add_error("started_to", "The end of the range is before its start.")
         return cleaned
 
+    @property
+    def stale_page(self) -> bool:
+        return "after" in self.errors or "before" in self.errors
+
     def filters(self) -> dict[str, Any]:
         """The valid filters only; call after is_valid()."""
-        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "") and name not in ("after", "before")
+        }
+
+
+def _cursor(token: str) -> Cursor | None:
+    if not token:
+        return None
+    try:
+        return Cursor.decode(token)
+    except InvalidCursor:
+        raise forms.ValidationError("That page link is not valid any more.") from None
 
 
 class RemoteBatchesForm(forms.Form):
     """What the "In Isometric" page shows: which account, how many a page, which reference.
     Invalid values are reported at the field and the defaults used instead."""
 
-    account = forms.ModelChoiceField(
+    account = AccountRowChoiceField(
         queryset=IsometricAccount.objects.none(),
         required=False,
         empty_label=None,
@@ -257,6 +409,9 @@ class RemoteBatchesForm(forms.Form):
         widget=PlainSelect,
     )
     ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
+    # Isometric's page markers, carried by the pager's links.
+    after = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
 
     def __init__(self, data: Any, accounts: list[IsometricAccount]) -> None:
         data = data.copy()
@@ -277,10 +432,15 @@ class RemoteBatchesForm(forms.Form):
         chosen = self.cleaned_data.get("account")
         return chosen or (self.accounts[0] if self.accounts else None)
 
-    def page_request(self, cursors: Mapping[str, str]) -> PageRequest:
+    @property
+    def stale_page(self) -> bool:
+        return "after" in self.errors or "before" in self.errors
+
+    def page_request(self) -> PageRequest:
+        """Call after is_valid(): the page asked for, the first one when its link is broken."""
         return PageRequest(
             size=self.cleaned_data.get("size") or DEFAULT_REMOTE_PAGE_SIZE,
-            after=cursors.get("after", "")[:MAX_CURSOR],
-            before=cursors.get("before", "")[:MAX_CURSOR],
+            after=self.cleaned_data.get("after", ""),
+            before=self.cleaned_data.get("before", ""),
             supplier_reference_id=self.cleaned_data.get("ref", ""),
         )

@@ -1,7 +1,8 @@
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinLengthValidator
+from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce, Concat, Lower
 from django.urls import reverse
@@ -9,6 +10,10 @@ from django.utils import timezone
 
 # Isometric's ids (facilities, feedstock types, batches) are 20 to 37 characters long.
 ISOMETRIC_ID_MIN, ISOMETRIC_ID_MAX = 20, 37
+# The largest mass either database stores and reads back exactly: SQLite keeps decimals as
+# floating point, and a value near the column's 12 integer digits no longer reads back.
+MASS_LIMIT = Decimal("999999999.999999")
+MASS_STEP = Decimal("0.000001")
 
 
 def isometric_id_field(**kwargs: object) -> models.CharField:
@@ -20,25 +25,44 @@ def isometric_id_field(**kwargs: object) -> models.CharField:
 
 
 class Facility(models.Model):
-    """A production site. Isometric has no facility endpoint, so the portal keeps its own list."""
+    """A production site of one organisation. Isometric has no facility endpoint, so the portal
+    keeps each account's list."""
 
-    isometric_id = isometric_id_field(unique=True, verbose_name="Isometric facility id")
+    account = models.ForeignKey(
+        "portal.IsometricAccount", on_delete=models.CASCADE, related_name="facilities"
+    )
+    isometric_id = isometric_id_field(verbose_name="Isometric facility id")
     name = models.CharField(max_length=200)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "facilities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "isometric_id"], name="facility_unique_in_account"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
 class FeedstockType(models.Model):
-    isometric_id = isometric_id_field(unique=True, verbose_name="Isometric feedstock type id")
+    """A feedstock type of one organisation, as Isometric lists it (pulls keep the list)."""
+
+    account = models.ForeignKey(
+        "portal.IsometricAccount", on_delete=models.CASCADE, related_name="feedstock_types"
+    )
+    isometric_id = isometric_id_field(verbose_name="Isometric feedstock type id")
     name = models.CharField(max_length=200)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "isometric_id"], name="feedstock_type_unique_in_account"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -59,39 +83,43 @@ class BatchKind(models.TextChoices):
 class ProductionBatch(models.Model):
     """A production batch, stored here first; the row is also the sync worker's outbox entry."""
 
-    # None until the portal has an Isometric account for it: the batch is kept, not sent.
+    # The organisation the batch belongs to; its facility and feedstock types are the same one's.
     account = models.ForeignKey(
-        "portal.IsometricAccount",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="batches",
+        "portal.IsometricAccount", on_delete=models.PROTECT, related_name="batches"
     )
-
-    # `facility_id` holds the Isometric facility id itself, as in the API.
-    facility = models.ForeignKey(
-        Facility, on_delete=models.PROTECT, to_field="isometric_id", related_name="batches"
-    )
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="batches")
     feedstock_types = models.ManyToManyField(FeedstockType, related_name="batches")
     # Unique within an account (see Meta); "" only for a batch pulled from Isometric without one.
     supplier_reference_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=BatchKind, default=BatchKind.BIOCHAR)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
-    mass_magnitude = models.DecimalField(max_digits=18, decimal_places=6)
+    mass_magnitude = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        validators=[MinValueValidator(MASS_STEP), MaxValueValidator(MASS_LIMIT)],
+    )
     mass_unit = models.CharField(max_length=20)
     mass_standard_deviation = models.DecimalField(
-        max_digits=18, decimal_places=6, null=True, blank=True
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MASS_LIMIT)],
     )
     display_name = models.CharField(max_length=100, blank=True)
 
-    remote_id = isometric_id_field(unique=True, null=True, blank=True, editable=False)
+    # Isometric's id, unique within the account (see Meta): ids are the organisation's.
+    remote_id = isometric_id_field(null=True, blank=True, editable=False)
     uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     sync_status = models.CharField(
         max_length=10, choices=SyncStatus, default=SyncStatus.PENDING, editable=False
     )
     sync_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Since when the pushes have kept failing; the worker gives up only after SYNC_GIVE_UP_AFTER,
+    # so an outage of an afternoon fails nothing.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     # When the worker next looks at the batch: the retry time while pending, the end of the
     # worker's lease while syncing (a lease that ran out means the worker died: due again);
     # None once settled. So "due" is this column alone, which its index answers.
@@ -144,9 +172,6 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
-            # "In Isometric" links a page of remote ids to the account's copies: without this,
-            # SQLite answers from the account's list index, reading every batch of the account.
-            models.Index(fields=["account", "remote_id"], name="batch_account_remote_idx"),
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],
@@ -171,11 +196,10 @@ class ProductionBatch(models.Model):
                 condition=~models.Q(supplier_reference_id=""),
                 name="batch_reference_unique_in_account",
             ),
-            # NULLs are distinct in a unique index: batches not yet in an account need their own.
+            # NULLs are distinct, so unsent batches do not collide. Its index also links a page
+            # of "In Isometric" to the account's copies.
             models.UniqueConstraint(
-                fields=["supplier_reference_id"],
-                condition=models.Q(account=None) & ~models.Q(supplier_reference_id=""),
-                name="batch_reference_unique_unassigned",
+                fields=["account", "remote_id"], name="batch_remote_id_unique_in_account"
             ),
         ]
 
@@ -202,7 +226,6 @@ class ProductionBatch(models.Model):
             return True
         return (
             self.sync_status == SyncStatus.PENDING
-            and self.account_id is not None
             and self.next_attempt_at is not None
             and self.next_attempt_at <= timezone.now() + timedelta(minutes=1)
         )

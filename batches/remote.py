@@ -11,7 +11,7 @@ from functools import cached_property
 
 from django.db import connection
 
-from batches.models import Facility, ProductionBatch
+from batches.models import ProductionBatch
 from isometric.errors import (
     AuthenticationFailed,
     InvalidCursor,
@@ -41,6 +41,7 @@ class PageRequest:
 @dataclass(frozen=True)
 class RemotePage:
     batches: list[RemoteBatch]
+    unreadable: tuple[str, ...]  # why each batch Isometric sent that cannot be shown
     local_ids: dict[str, int]  # the portal's copies of these batches, by remote id
     facility_names: dict[str, str]  # by Isometric id, for the facilities the portal knows
     total_count: int | None
@@ -70,7 +71,7 @@ class PendingPage:
         # for long if every fetching thread is busy: the request then goes out when one frees.)
         running.wait(timeout=0.5)
         # Looked up while Isometric answers: the portal's (short) list of facilities.
-        self._facility_names = dict(Facility.objects.values_list("isometric_id", "name"))
+        self._facility_names = dict(account.facilities.values_list("isometric_id", "name"))
 
     @cached_property
     def _outcome(self) -> RemotePage | RemoteUnavailable:
@@ -123,6 +124,7 @@ def _linked(
     info = page.page_info
     return RemotePage(
         batches=page.nodes,
+        unreadable=page.unreadable,
         local_ids=_mirrored(account, [batch.id for batch in page.nodes]),
         facility_names=facility_names,
         total_count=page.total_count,

@@ -3,7 +3,7 @@
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -34,6 +34,13 @@ LIST_COLUMNS = (
 )
 
 
+# A cursor marks a batch's start, which is within these (the batch form's bounds, with room):
+# anything else is not one of the portal's, and could overflow a database's date arithmetic.
+EARLIEST_CURSOR = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_CURSOR = datetime(9998, 12, 31, tzinfo=UTC)
+MAX_ROW_ID = 2**63 - 1
+
+
 class InvalidCursor(ValueError):
     """A page link that does not decode: edited by hand, truncated, or from another version."""
 
@@ -58,11 +65,11 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             started_at, pk = raw.split("|")
-            moment = datetime.fromisoformat(started_at)
+            moment = datetime.fromisoformat(started_at).astimezone(UTC)
             cursor = cls(moment, int(pk))
-        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
             raise InvalidCursor(token) from error
-        if timezone.is_naive(moment) or cursor.pk < 1:
+        if not (EARLIEST_CURSOR <= moment <= LATEST_CURSOR) or not 0 < cursor.pk <= MAX_ROW_ID:
             raise InvalidCursor(token)
         return cursor
 
@@ -90,13 +97,10 @@ class BatchPage:
 
 
 def visible_batches(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ProductionBatch]:
-    """The batches of the user's Isometric accounts, and those no account holds yet (recorded
-    before the portal was connected): anything else is another organisation's."""
+    """The batches of the user's Isometric accounts: anything else is another organisation's."""
     if getattr(user, "is_superuser", False):
         return ProductionBatch.objects.all()
-    return ProductionBatch.objects.filter(
-        Q(account__in=accounts_of(user).values("pk")) | Q(account=None)
-    )
+    return ProductionBatch.objects.filter(account__in=accounts_of(user).values("pk"))
 
 
 def filtered_batches(
@@ -122,25 +126,28 @@ def _start_of(day: date) -> datetime:
 
 
 def batch_page(
-    batches: QuerySet[ProductionBatch], size: int, after: str = "", before: str = ""
+    batches: QuerySet[ProductionBatch],
+    size: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
 ) -> BatchPage:
-    """One page of `batches`, newest first, after or before a cursor; raises InvalidCursor."""
+    """One page of `batches`, newest first, after or before a cursor."""
     batches = batches.select_related("facility").only(*LIST_COLUMNS)
     if before:
-        newer = batches.filter(Cursor.decode(before).newer()).order_by("started_at", "pk")
+        newer = batches.filter(before.newer()).order_by("started_at", "pk")
         rows = list(newer[: size + 1])
         # A short page going back means the top of the list: show the first page, full.
         if len(rows) > size:
             page = rows[:size][::-1]
             return BatchPage(page, _cursor(page[-1]), _cursor(page[0]))
-        after = ""
+        after = None
     if after:
-        batches = batches.filter(Cursor.decode(after).older())
+        batches = batches.filter(after.older())
     rows = list(batches[: size + 1])
     page = rows[:size]
     next_cursor = _cursor(page[-1]) if len(rows) > size else None
     # Past the end, Previous goes back from where the operator came.
-    previous_cursor = (_cursor(page[0]) if page else after) if after else None
+    previous_cursor = (_cursor(page[0]) if page else after.encode()) if after else None
     return BatchPage(page, next_cursor, previous_cursor)
 
 

@@ -26,6 +26,7 @@ def save_batch(
     batch.sync_status = SyncStatus.PENDING
     batch.next_attempt_at = timezone.now()
     batch.sync_attempts = 0
+    batch.failing_since = None
     batch.last_error = ""
     batch.rejection_errors = []
     try:
@@ -50,6 +51,7 @@ def retry_batch(batch: ProductionBatch) -> bool:
     updated = ProductionBatch.objects.filter(pk=batch.pk, sync_status=SyncStatus.FAILED).update(
         sync_status=SyncStatus.PENDING,
         sync_attempts=0,
+        failing_since=None,
         next_attempt_at=timezone.now(),
         updated_at=timezone.now(),
     )

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,18 +24,18 @@ ATTEMPTS_SHOWN = 20  # on a batch's page, newest first
 @permission_required("batches.view_productionbatch", raise_exception=True)
 @vary_on_headers("HX-Request")
 def batch_list(request: HtmxHttpRequest) -> HttpResponse:
-    filter_form = BatchFilterForm(request.GET)
+    filter_form = BatchFilterForm(request.GET, accounts_of(request.user))
     filter_form.is_valid()
+    if filter_form.stale_page:
+        messages.warning(request, _STALE_PAGE)
     visible = selectors.visible_batches(request.user)
     batches = selectors.filtered_batches(visible, filter_form.filters())
-    after, before = request.GET.get("after", ""), request.GET.get("before", "")
-    try:
-        page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE, after=after, before=before)
-    except selectors.InvalidCursor:
-        messages.warning(
-            request, "That page link is not valid any more, so here is the first page."
-        )
-        page = selectors.batch_page(batches, settings.BATCH_PAGE_SIZE)
+    page = selectors.batch_page(
+        batches,
+        settings.BATCH_PAGE_SIZE,
+        after=filter_form.cleaned_data.get("after"),
+        before=filter_form.cleaned_data.get("before"),
+    )
     context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
     if _wants_fragment(request):
         return render(request, "batches/list.html#results", context)
@@ -47,19 +47,16 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "batches/list.html", context)
 
 
-@login_required
+@permission_required("batches.view_productionbatch", raise_exception=True)
 @vary_on_headers("HX-Request")
 def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
     """The batches Isometric holds for one of the user's accounts, live, a page at a time."""
     form = RemoteBatchesForm(request.GET, request_accounts(request))
     form.is_valid()
+    if form.stale_page:
+        messages.warning(request, _STALE_PAGE)
     account = form.chosen_account()
-    # Isometric is asked as soon as the account (one of the user's) is known, and the
-    # permission checked while it answers: the check's queries would otherwise add to the
-    # page's time. Nothing of the answer is shown without the permission.
-    pending = remote.PendingPage(account, form.page_request(request.GET)) if account else None
-    if not request.user.has_perm("batches.view_productionbatch"):
-        raise PermissionDenied
+    pending = remote.PendingPage(account, form.page_request()) if account else None
     context = {
         "form": form,
         "account": account,
@@ -136,7 +133,10 @@ def refresh_from_isometric(request: HttpRequest) -> HttpResponse:
 @permission_required("batches.add_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def batch_create(request: HttpRequest) -> HttpResponse:
-    form = ProductionBatchForm(request.POST or None, accounts=accounts_of(request.user))
+    accounts = accounts_of(request.user)
+    if not accounts.exists():
+        raise PermissionDenied(_NO_ACCOUNT)
+    form = ProductionBatchForm(request.POST or None, accounts=accounts)
     if request.method == "POST" and form.is_valid():
         batch = save_batch(form, request.user)
         if batch:
@@ -167,6 +167,11 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "batches/form.html", {"form": form, "batch": batch})
 
 
+_STALE_PAGE = "That page link is not valid any more, so here is the first page."
+_NO_ACCOUNT = (
+    "You are not a member of any Isometric account, so there is nowhere to record a batch. "
+    "Ask an admin to add you to your organisation's account."
+)
 _NOT_EDITABLE = (
     "This batch is with Isometric, or being sent to it right now, so it cannot be changed here: "
     "Isometric does not allow changes to a batch it holds."

@@ -52,11 +52,13 @@ def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     return Group.objects.filter(name=CREDENTIAL_ADMINS, user__pk=user.pk).exists()
 
 
-def accounts_needing_attention() -> QuerySet[IsometricAccount]:
-    """Accounts whose token expires within EXPIRY_WARNING (or has expired) or whose credentials
-    Isometric refused."""
+def accounts_needing_attention(
+    user: AbstractBaseUser | AnonymousUser,
+) -> QuerySet[IsometricAccount]:
+    """The user's accounts whose token expires within EXPIRY_WARNING (or has expired) or whose
+    credentials Isometric refused."""
     soon = timezone.now() + EXPIRY_WARNING
-    return IsometricAccount.objects.filter(
+    return accounts_of(user).filter(
         Q(token_expires_at__lte=soon) | Q(connection_status=ConnectionStatus.REJECTED)
     )
 

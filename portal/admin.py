@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from portal.accounts import check_connection, is_credential_admin
+from portal.accounts import accounts_of, check_connection, is_credential_admin
 from portal.models import ConnectionStatus, Environment, IsometricAccount
 
 SECRET_FIELDS = ("client_secret", "access_token")
@@ -98,6 +98,18 @@ class IsometricAccountAdmin(admin.ModelAdmin):
     @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IsometricAccount]:
+        """A credential admin manages the accounts they are a member of; a superuser, all."""
+        return accounts_of(request.user)
+
+    def save_model(
+        self, request: HttpRequest, obj: IsometricAccount, form: Any, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        if not change and not request.user.is_superuser:
+            # Otherwise the account would vanish from its creator's list once saved.
+            obj.members.add(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_credential_admin(request.user)

@@ -18,7 +18,7 @@ def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
         return is_credential_admin(request.user)
 
     def alerts() -> list[Any]:
-        return list(accounts_needing_attention()) if admin() else []
+        return list(accounts_needing_attention(request.user)) if admin() else []
 
     def paused() -> list[Any]:
         """For operators: their accounts whose sending is paused (admins see the alert)."""

@@ -167,9 +167,14 @@ LOGGING = {
 # Units an operator may choose for a batch's mass; Isometric accepts any non-empty unit string.
 BATCH_MASS_UNITS = env.list("BATCH_MASS_UNITS", default=["tonne", "kg"])
 BATCH_PAGE_SIZE = env.int("BATCH_PAGE_SIZE", default=25)
+# Values the batch form accepts only once the operator confirms them.
+BATCH_MASS_CONFIRM_ABOVE = env.float("BATCH_MASS_CONFIRM_ABOVE", default=500.0)  # tonnes
+BATCH_RUN_CONFIRM_DAYS = env.int("BATCH_RUN_CONFIRM_DAYS", default=3)
+BATCH_EARLIEST_YEAR = env.int("BATCH_EARLIEST_YEAR", default=2020)
 
 # The sync worker (batches.sync, `manage.py sync_worker`).
-SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=10)  # then the batch is failed
+# A batch that has kept failing this long is given up on (marked failed, retried by hand).
+SYNC_GIVE_UP_AFTER = env.float("SYNC_GIVE_UP_AFTER", default=3 * 24 * 3600.0)  # seconds
 SYNC_BACKOFF_BASE = env.float("SYNC_BACKOFF_BASE", default=2.0)  # seconds, doubled per attempt
 SYNC_BACKOFF_CAP = env.float("SYNC_BACKOFF_CAP", default=600.0)  # seconds
 # How long a claimed batch is the worker's: longer than a push can take (timeouts included).

@@ -54,12 +54,18 @@ def make_account(
     return account
 
 
-def make_facility(name: str = "Kiln A") -> Facility:
-    return Facility.objects.create(isometric_id=isometric_id("fcl"), name=name)
+def make_facility(name: str = "Kiln A", account: IsometricAccount | None = None) -> Facility:
+    return Facility.objects.create(
+        account=account or make_account(), isometric_id=isometric_id("fcl"), name=name
+    )
 
 
-def make_feedstock_type(name: str = "Wood chips") -> FeedstockType:
-    return FeedstockType.objects.create(isometric_id=isometric_id("ftt"), name=name)
+def make_feedstock_type(
+    name: str = "Wood chips", account: IsometricAccount | None = None
+) -> FeedstockType:
+    return FeedstockType.objects.create(
+        account=account or make_account(), isometric_id=isometric_id("ftt"), name=name
+    )
 
 
 def make_batch(
@@ -68,9 +74,12 @@ def make_batch(
     started_at: datetime | None = None,
     **fields: Any,
 ) -> ProductionBatch:
+    """A batch of `account` (else of the facility's account, else of a new one)."""
     started_at = started_at or timezone.now() - timedelta(days=1)
+    account = fields.pop("account", None) or (facility.account if facility else make_account())
     batch = ProductionBatch.objects.create(
-        facility=facility or make_facility(),
+        account=account,
+        facility=facility or make_facility(account=account),
         supplier_reference_id=fields.pop("supplier_reference_id", f"REF-{next(_serial)}"),
         started_at=started_at,
         ended_at=fields.pop("ended_at", started_at + timedelta(hours=6)),
@@ -79,7 +88,7 @@ def make_batch(
         next_attempt_at=fields.pop("next_attempt_at", _next_attempt(fields)),
         **fields,
     )
-    batch.feedstock_types.set(feedstock_types or [make_feedstock_type()])
+    batch.feedstock_types.set(feedstock_types or [make_feedstock_type(account=account)])
     return batch
 
 
@@ -98,7 +107,7 @@ def batch_form_data(
     """What an operator posts in the batch form: a valid batch that started two days ago."""
     started = timezone.localtime() - timedelta(days=2)
     return {
-        "facility": facility.isometric_id,
+        "facility": facility.pk,
         "feedstock_types": [feedstock_type.pk],
         "supplier_reference_id": "KILN-A-0001",
         "display_name": "",

@@ -2,8 +2,8 @@
 another tool) are browsable and searchable too, and those deleted there are marked so."""
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import batched
 from typing import Any
@@ -13,7 +13,15 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.models import (
+    ISOMETRIC_ID_MAX,
+    ISOMETRIC_ID_MIN,
+    MASS_LIMIT,
+    Facility,
+    FeedstockType,
+    ProductionBatch,
+    SyncStatus,
+)
 from isometric.client import Client
 from isometric.errors import IsometricError
 from isometric.models import ProductionBatch as RemoteBatch
@@ -32,36 +40,58 @@ class PullResult:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    # Why each remote batch that could not be mirrored was skipped.
+    skipped: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (
+        summary = (
             f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, "
             f"{self.deleted} deleted in Isometric"
         )
+        if self.skipped:
+            summary += f"; {len(self.skipped)} skipped, e.g. {self.skipped[0]}"
+        return summary
+
+
+class PullFailed(Exception):
+    """The pull stopped part-way (what was written stays, nothing is marked deleted). The
+    message, recorded on the account, says why."""
 
 
 def pull(account: IsometricAccount) -> PullResult:
     """Page through all of the account's batches in Isometric and upsert them here by remote id
-    (adopting a local batch with the same supplier reference), a page per transaction. Raises
-    IsometricError when Isometric fails part-way (what was written stays, nothing is marked
-    deleted), InvalidToken when no key opens the account's credentials; either is recorded on
-    the account."""
+    (adopting a local batch with the same supplier reference), a page per transaction. A remote
+    batch that cannot be mirrored is skipped and reported; anything that stops the pull raises
+    PullFailed. Either way the outcome is recorded on the account."""
     started = timezone.now()
     try:
-        with account.client() as client:
-            refresh_feedstock_types(client)
-            mirror = _Mirror(account, started)
-            for page in client.iter_production_batch_pages(read_ahead=True):
-                mirror.upsert(page.nodes)
-    except crypto.InvalidToken:
-        _record(account, f"The last refresh failed: {crypto.UNREADABLE}.")
-        raise
-    except IsometricError as exc:
-        _record(account, f"The last refresh failed: {exc}")
-        raise
+        mirror = _pull_pages(account, started)
+    except Exception as exc:
+        reason = _failure(exc)
+        _record(account, f"The last refresh failed: {reason}")
+        raise PullFailed(reason) from exc
     mirror.result.deleted = _mark_deleted(account, mirror.seen, started)
     _record(account, str(mirror.result))
     return mirror.result
+
+
+def _pull_pages(account: IsometricAccount, started: datetime) -> "_Mirror":
+    with account.client() as client:
+        refresh_feedstock_types(client, account)
+        mirror = _Mirror(account, started)
+        for page in client.iter_production_batch_pages(read_ahead=True):
+            mirror.result.skipped.extend(page.unreadable)
+            mirror.upsert(page.nodes)
+    return mirror
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, crypto.InvalidToken):
+        return f"{crypto.UNREADABLE}."
+    if isinstance(exc, IsometricError):
+        return str(exc)
+    log.exception("pull failed unexpectedly")
+    return f"unexpected error in the portal ({type(exc).__name__}); see its log"
 
 
 def request_pull(accounts: QuerySet[IsometricAccount]) -> int:
@@ -75,7 +105,7 @@ def pull_due() -> None:
     for account in pull_due_accounts():
         try:
             pull(account)
-        except (IsometricError, crypto.InvalidToken):
+        except PullFailed:
             log.warning("pull %s failed; the other accounts are pulled all the same", account.name)
 
 
@@ -96,15 +126,18 @@ def pull_due_accounts() -> list[IsometricAccount]:
     ]
 
 
-def refresh_feedstock_types(client: Client) -> None:
-    """Learn Isometric's feedstock types (new ones, new names), so the form offers them."""
-    known = {item.isometric_id: item for item in FeedstockType.objects.all()}
+def refresh_feedstock_types(client: Client, account: IsometricAccount) -> None:
+    """Learn the account's feedstock types in Isometric (new ones, new names), so the form
+    offers them. One whose id is not an id is left out."""
+    known = {item.isometric_id: item for item in account.feedstock_types.all()}
     new, renamed = [], []
     for remote in client.iter_feedstock_types():
+        if not _is_isometric_id(remote.id):
+            continue
         name = remote.name[:200]
         local = known.get(remote.id)
         if local is None:
-            new.append(FeedstockType(isometric_id=remote.id, name=name))
+            new.append(FeedstockType(account=account, isometric_id=remote.id, name=name))
         elif local.name != name:
             local.name = name
             renamed.append(local)
@@ -120,11 +153,12 @@ class _Mirror:
         self.now = now
         self.result = PullResult()
         self.seen: set[str] = set()
-        self.facility_ids = set(Facility.objects.values_list("isometric_id", flat=True))
-        self.feedstock_pks = dict(FeedstockType.objects.values_list("isometric_id", "pk"))
+        self.facility_pks = dict(account.facilities.values_list("isometric_id", "pk"))
+        self.feedstock_pks = dict(account.feedstock_types.values_list("isometric_id", "pk"))
 
     @transaction.atomic
     def upsert(self, nodes: list[RemoteBatch]) -> None:
+        nodes = self._mirrorable(nodes)
         self._know_facilities_and_feedstocks(nodes)
         by_remote_id, by_reference = self._local_batches(nodes)
         links = _feedstock_links([*by_remote_id.values(), *by_reference.values()])
@@ -135,10 +169,11 @@ class _Mirror:
             self.seen.add(node.id)
             feedstocks = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
             batch = by_remote_id.get(node.id) or by_reference.get(node.supplier_reference_id or "")
+            fields = _remote_fields(node, self.facility_pks[node.facility_id])
             if batch is None:
-                new.append((ProductionBatch(account=self.account, **_remote_fields(node)), node))
+                new.append((ProductionBatch(account=self.account, **fields), node))
                 continue
-            fields_changed = _apply(batch, _remote_fields(node))
+            fields_changed = _apply(batch, fields)
             if feedstocks != links.get(batch.pk, set()):
                 relinked[batch.pk] = feedstocks
             if fields_changed:
@@ -155,23 +190,65 @@ class _Mirror:
         _relink(relinked)
         self.result.new += len(created)
 
+    def _mirrorable(self, nodes: list[RemoteBatch]) -> list[RemoteBatch]:
+        """The nodes that can be stored here; the others are skipped with the reason."""
+        mirrorable, ids = [], set()
+        for node in nodes:
+            problem = unmirrorable(node) or ("listed twice" if node.id in ids else "")
+            self.seen.add(node.id)
+            if problem:
+                self.result.skipped.append(f"{node.id[:40]}: {problem}")
+                continue
+            ids.add(node.id)
+            mirrorable.append(node)
+        return self._without_taken_references(mirrorable)
+
+    def _without_taken_references(self, nodes: list[RemoteBatch]) -> list[RemoteBatch]:
+        """A supplier reference is unique in the account: a remote batch new here whose
+        reference another batch already has (with another Isometric id) cannot be stored."""
+        references = {node.supplier_reference_id for node in nodes if node.supplier_reference_id}
+        holders = dict(
+            self.account.batches.filter(supplier_reference_id__in=references)
+            .exclude(remote_id=None)
+            .values_list("supplier_reference_id", "remote_id")
+        )
+        kept = []
+        for node in nodes:
+            holder = holders.get(node.supplier_reference_id or "")
+            if holder is not None and holder != node.id:
+                reason = f"its supplier reference is already the batch {holder}'s"
+                self.result.skipped.append(f"{node.id}: {reason}")
+                continue
+            kept.append(node)
+        return kept
+
     def _know_facilities_and_feedstocks(self, nodes: list[RemoteBatch]) -> None:
         """Isometric has no facility endpoint, and a batch may name a feedstock type it no
-        longer lists: such ids are added under their id until an admin names them."""
-        facilities = {node.facility_id for node in nodes} - self.facility_ids
-        Facility.objects.bulk_create(
-            [Facility(isometric_id=fid, name=fid) for fid in facilities], ignore_conflicts=True
-        )
-        self.facility_ids |= facilities
+        longer lists: such ids are added to the account under their id until an admin names
+        them."""
+        facilities = {node.facility_id for node in nodes} - self.facility_pks.keys()
+        if facilities:
+            Facility.objects.bulk_create(
+                [Facility(account=self.account, isometric_id=fid, name=fid) for fid in facilities],
+                ignore_conflicts=True,
+            )
+            self.facility_pks.update(
+                self.account.facilities.filter(isometric_id__in=facilities).values_list(
+                    "isometric_id", "pk"
+                )
+            )
         feedstocks = {ftt for node in nodes for ftt in node.feedstock_type_ids}
         missing = feedstocks - self.feedstock_pks.keys()
         if missing:
             FeedstockType.objects.bulk_create(
-                [FeedstockType(isometric_id=ftt, name=ftt) for ftt in missing],
+                [
+                    FeedstockType(account=self.account, isometric_id=ftt, name=ftt)
+                    for ftt in missing
+                ],
                 ignore_conflicts=True,
             )
             self.feedstock_pks.update(
-                FeedstockType.objects.filter(isometric_id__in=missing).values_list(
+                self.account.feedstock_types.filter(isometric_id__in=missing).values_list(
                     "isometric_id", "pk"
                 )
             )
@@ -184,7 +261,7 @@ class _Mirror:
         ids = [node.id for node in nodes]
         by_remote_id = {
             batch.remote_id: batch
-            for batch in ProductionBatch.objects.filter(remote_id__in=ids)
+            for batch in self.account.batches.filter(remote_id__in=ids)
             if batch.remote_id
         }
         references = [
@@ -214,6 +291,7 @@ _MIRRORED_FIELDS = [
     "uploaded_at",
     "deleted_in_isometric_at",
     "sync_status",
+    "failing_since",
     "claim_token",
     "possibly_sent",
     "next_attempt_at",
@@ -222,12 +300,45 @@ _MIRRORED_FIELDS = [
 ]
 
 
-def _remote_fields(node: RemoteBatch) -> dict[str, Any]:
+def unmirrorable(node: RemoteBatch) -> str:
+    """Why a remote batch cannot be stored here as it is ("" when it can): each value must be
+    one the batch's columns hold in both databases."""
+    ids = [node.id, node.facility_id, *node.feedstock_type_ids]
+    if not all(_is_isometric_id(each) for each in ids):
+        return "an id is not an Isometric id"
+    texts = [
+        (node.supplier_reference_id or "", "supplier reference", 100),
+        (node.display_name or "", "display name", 100),
+        (node.kind or "", "kind", 20),
+        (node.mass.unit, "mass unit", 20),
+    ]
+    for text, name, limit in texts:
+        if len(text) > limit:
+            return f"its {name} is longer than {limit} characters"
+    masses = [node.mass.magnitude, node.mass.standard_deviation or 0.0]
+    if not all(0 <= mass <= MASS_LIMIT for mass in masses):
+        return "its mass is out of range"
+    moments = [node.started_at, node.ended_at, node.uploaded_at or node.started_at]
+    if not all(EARLIEST_MOMENT <= moment <= LATEST_MOMENT for moment in moments):
+        return "a date is out of range"
+    return ""
+
+
+def _is_isometric_id(value: str) -> bool:
+    return ISOMETRIC_ID_MIN <= len(value) <= ISOMETRIC_ID_MAX
+
+
+# The dates a mirrored batch may have: what every time zone can show, in both databases.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def _remote_fields(node: RemoteBatch, facility_pk: int) -> dict[str, Any]:
     """A batch as Isometric holds it, settled: Isometric's copy is the one that counts."""
     deviation = node.mass.standard_deviation
     return {
         "remote_id": node.id,
-        "facility_id": node.facility_id,
+        "facility_id": facility_pk,
         "supplier_reference_id": node.supplier_reference_id or "",
         "kind": node.kind or "biochar",
         "started_at": node.started_at,
@@ -239,6 +350,7 @@ def _remote_fields(node: RemoteBatch) -> dict[str, Any]:
         "uploaded_at": node.uploaded_at,
         "deleted_in_isometric_at": None,
         "sync_status": SyncStatus.SYNCED,
+        "failing_since": None,
         "claim_token": "",
         "possibly_sent": False,
         "next_attempt_at": None,

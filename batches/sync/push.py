@@ -15,16 +15,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
+from batches.models import (
+    ISOMETRIC_ID_MAX,
+    ISOMETRIC_ID_MIN,
+    AttemptOutcome,
+    ProductionBatch,
+    SyncAttempt,
+    SyncStatus,
+)
 from isometric.errors import (
     AuthenticationFailed,
     Conflict,
     FieldError,
     IsometricError,
+    MalformedResponse,
     RateLimited,
     ServerError,
     TransportError,
@@ -37,6 +46,12 @@ from portal.models import Clients, ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
 
+# Isometric's Retry-After is honoured up to this many seconds; past it, the backoff rules.
+MAX_RETRY_AFTER = 3600.0
+LOST_ATTEMPT = (
+    "The previous attempt did not finish within its lease (the worker stopped or lost touch); "
+    "trying again, looking the batch up in Isometric first"
+)
 PAUSED_MESSAGE = (
     "Isometric refused this account's credentials, so sending is paused until an admin "
     "updates them."
@@ -56,7 +71,7 @@ def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
     lease ran out (only unsettled batches have a next attempt), in accounts whose credentials
     Isometric has not refused."""
     return (
-        ProductionBatch.objects.filter(next_attempt_at__lte=now, account__isnull=False)
+        ProductionBatch.objects.filter(next_attempt_at__lte=now)
         .exclude(account__connection_status=ConnectionStatus.REJECTED)
         .order_by("next_attempt_at")
     )
@@ -72,13 +87,14 @@ def claim_due(limit: int) -> list[Claim]:
     now = timezone.now()
     token = uuid.uuid4().hex
     with transaction.atomic():
-        rows = dict(
+        due = list(
             due_batches(now)
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", "possibly_sent")[:limit]
+            .values_list("pk", "possibly_sent", "sync_status")[:limit]
         )
-        if not rows:
+        if not due:
             return []
+        rows = {pk: possibly_sent for pk, possibly_sent, _ in due}
         due_batches(now).filter(pk__in=rows).update(
             sync_status=SyncStatus.SYNCING,
             next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
@@ -86,12 +102,33 @@ def claim_due(limit: int) -> list[Claim]:
             possibly_sent=True,
             updated_at=now,
         )
+        _record_lost_attempts([pk for pk, _, status in due if status == SyncStatus.SYNCING], now)
     claimed = (
-        ProductionBatch.objects.select_related("account")
+        ProductionBatch.objects.select_related("account", "facility")
         .prefetch_related("feedstock_types")
         .filter(claim_token=token)
     )
     return [Claim(batch, token, rows[batch.pk]) for batch in claimed]
+
+
+def _record_lost_attempts(pks: list[int], now: datetime) -> None:
+    """Batches whose worker's lease ran out: that attempt ended unseen (the worker was killed
+    or lost its database), so it is one that failed, in the batch's history like any other."""
+    if not pks:
+        return
+    ProductionBatch.objects.filter(pk__in=pks).update(
+        sync_attempts=F("sync_attempts") + 1, failing_since=Coalesce("failing_since", Value(now))
+    )
+    SyncAttempt.objects.bulk_create(
+        SyncAttempt(
+            batch_id=pk,
+            started_at=now,
+            duration_ms=0,
+            outcome=AttemptOutcome.RETRY,
+            message=LOST_ATTEMPT,
+        )
+        for pk in pks
+    )
 
 
 def release(claim: Claim) -> None:
@@ -117,7 +154,14 @@ class _Push:
 
     def send(self, clients: "Clients") -> tuple[RemoteBatch, bool]:
         """Isometric's copy of the batch, and whether it was there already."""
-        assert self.batch.account is not None  # only batches in an account are claimed
+        remote, already_there = self._send(clients)
+        if not ISOMETRIC_ID_MIN <= len(remote.id) <= ISOMETRIC_ID_MAX:
+            raise MalformedResponse(
+                f"Isometric's id for the batch is not an id: {remote.id[:40]!r}"
+            )
+        return remote, already_there
+
+    def _send(self, clients: "Clients") -> tuple[RemoteBatch, bool]:
         try:
             self.client = clients.get(self.batch.account)
         except crypto.InvalidToken:
@@ -175,6 +219,12 @@ def send(claim: Claim, clients: Clients) -> "Attempt":
         attempt = Attempt(claim, started_at, started, exc.status)
         _conclude_failure(attempt, exc, sending.possibly_sent)
         return attempt
+    except Exception as exc:
+        # Whatever else goes wrong is an attempt that failed, not a batch left "syncing".
+        log.exception("push of batch %s failed unexpectedly", batch.pk)
+        attempt = Attempt(claim, started_at, started, None)
+        _conclude_failure(attempt, unexpected(exc), sending.possibly_sent)
+        return attempt
     attempt = Attempt(claim, started_at, started, 200)
     attempt.conclude(
         AttemptOutcome.ADOPTED if already_there else AttemptOutcome.CREATED,
@@ -184,6 +234,7 @@ def send(claim: Claim, clients: Clients) -> "Attempt":
         uploaded_at=remote.uploaded_at or started_at,
         display_name=(remote.display_name or batch.display_name)[:100],
         sync_attempts=F("sync_attempts") + 1,
+        failing_since=None,
         possibly_sent=False,
         next_attempt_at=None,
         last_error="",
@@ -191,6 +242,12 @@ def send(claim: Claim, clients: Clients) -> "Attempt":
         deleted_in_isometric_at=None,
     )
     return attempt
+
+
+def unexpected(exc: Exception) -> IsometricError:
+    """An error of the portal's own while talking to Isometric, named without its details
+    (which may hold anything): the log has the traceback."""
+    return IsometricError(f"Unexpected error in the portal ({type(exc).__name__}); see its log")
 
 
 def _synced_message(remote: RemoteBatch, already_there: bool) -> str:
@@ -223,26 +280,40 @@ def _conclude_failure(attempt: "Attempt", exc: IsometricError, possibly_sent: bo
             rejection_errors=[[form_field(e), e.msg] for e in exc.field_errors],
         )
         return
-    attempts = attempt.batch.sync_attempts + 1
-    if attempts >= settings.SYNC_MAX_ATTEMPTS:
+    _conclude_retry(attempt, message, possibly_sent, getattr(exc, "retry_after", None))
+
+
+def _conclude_retry(
+    attempt: "Attempt", message: str, possibly_sent: bool, retry_after: float | None = None
+) -> None:
+    """Try again after a backoff, or give up once the batch has kept failing for
+    SYNC_GIVE_UP_AFTER: a time, not a count, so an outage fails nothing."""
+    now = timezone.now()
+    failing_since = attempt.batch.failing_since or attempt.started_at
+    if now - failing_since >= timedelta(seconds=settings.SYNC_GIVE_UP_AFTER):
         attempt.conclude(
             AttemptOutcome.FAILED,
             message,
             sync_status=SyncStatus.FAILED,
             sync_attempts=F("sync_attempts") + 1,
+            failing_since=failing_since,
             possibly_sent=possibly_sent,
             next_attempt_at=None,
-            last_error=f"Gave up after {attempts} attempts. The last: {message}",
+            last_error=(
+                f"Gave up after failing since {timezone.localtime(failing_since):%-d %b %Y %H:%M}."
+                f" The last: {message}"
+            ),
         )
         return
-    delay = backoff(attempts, getattr(exc, "retry_after", None))
+    delay = backoff(attempt.batch.sync_attempts + 1, retry_after)
     attempt.conclude(
         AttemptOutcome.RETRY,
         f"{message}; next attempt in {delay:.0f} s",
         sync_status=SyncStatus.PENDING,
         sync_attempts=F("sync_attempts") + 1,
+        failing_since=failing_since,
         possibly_sent=possibly_sent,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        next_attempt_at=now + timedelta(seconds=delay),
         last_error=message,
     )
 
@@ -250,9 +321,10 @@ def _conclude_failure(attempt: "Attempt", exc: IsometricError, possibly_sent: bo
 def backoff(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before attempt number `attempts + 1`: exponential, capped, jittered (so batches
     that failed together do not come back together), and never sooner than Retry-After."""
-    ceiling = min(settings.SYNC_BACKOFF_CAP, settings.SYNC_BACKOFF_BASE * 2 ** (attempts - 1))
+    doublings = min(attempts - 1, 32)  # past that the cap has long been reached
+    ceiling = min(settings.SYNC_BACKOFF_CAP, settings.SYNC_BACKOFF_BASE * 2**doublings)
     delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
 
 
 def _pause_account(account: IsometricAccount | None, message: str) -> None:
@@ -284,21 +356,45 @@ class Attempt:
     def conclude(self, outcome: AttemptOutcome, message: str, **changes: Any) -> None:
         self.outcome, self.message, self.changes = outcome, message, changes
 
+    @transaction.atomic
+    def _apply(self) -> int:
+        held = ProductionBatch.objects.filter(
+            pk=self.batch.pk, claim_token=self.claim.token, sync_status=SyncStatus.SYNCING
+        ).update(claim_token="", updated_at=timezone.now(), **self.changes)
+        SyncAttempt.objects.create(
+            batch_id=self.batch.pk,
+            started_at=self.started_at,
+            duration_ms=self.duration_ms,
+            outcome=self.outcome,
+            http_status=self.http_status,
+            message=self.message[:500],
+        )
+        return held
+
+    def _unstorable(self, exc: DatabaseError) -> str:
+        remote_id = self.changes.get("remote_id")
+        holder = (
+            ProductionBatch.objects.filter(account_id=self.batch.account_id, remote_id=remote_id)
+            .exclude(pk=self.batch.pk)
+            .first()
+        )
+        if isinstance(exc, IntegrityError) and holder is not None:
+            return (
+                f"Isometric answered that this batch is {remote_id}, which the batch "
+                f"{holder.supplier_reference_id} here already is"
+            )
+        return f"Isometric's answer could not be stored ({type(exc).__name__})"
+
     def save(self) -> None:
         if self.outcome == AttemptOutcome.PAUSED:
             _pause_account(self.batch.account, self.message)
-        with transaction.atomic():
-            held = ProductionBatch.objects.filter(
-                pk=self.batch.pk, claim_token=self.claim.token, sync_status=SyncStatus.SYNCING
-            ).update(claim_token="", updated_at=timezone.now(), **self.changes)
-            SyncAttempt.objects.create(
-                batch_id=self.batch.pk,
-                started_at=self.started_at,
-                duration_ms=self.duration_ms,
-                outcome=self.outcome,
-                http_status=self.http_status,
-                message=self.message[:500],
-            )
+        try:
+            held = self._apply()
+        except DatabaseError as exc:
+            # What Isometric answered cannot be stored (an id another batch holds, a value
+            # out of range): the batch is tried again, looked up first, rather than stuck.
+            _conclude_retry(self, self._unstorable(exc), possibly_sent=True)
+            held = self._apply()
         lost = "" if held else " (its lease had run out: the outcome was not applied)"
         log.info(
             "batch %s %s: %s [%s, %d ms] %s%s",
@@ -315,7 +411,7 @@ class Attempt:
 def new_production_batch(batch: ProductionBatch) -> NewProductionBatch:
     deviation = batch.mass_standard_deviation
     return NewProductionBatch(
-        facility_id=batch.facility_id,
+        facility_id=batch.facility.isometric_id,
         feedstock_type_ids=batch.feedstock_type_ids,
         supplier_reference_id=batch.supplier_reference_id,
         kind=batch.kind,

@@ -9,9 +9,10 @@ from tests.factories import make_account, make_facility, make_feedstock_type, ma
 
 
 @pytest.fixture
-def operator(client: Client, db: None) -> User:
-    """An operator, logged in on `client`."""
+def operator(client: Client, account: IsometricAccount) -> User:
+    """An operator of `account`, logged in on `client`."""
     user = make_user("olivia", operator=True)
+    account.members.add(user)
     client.force_login(user)
     return user
 
@@ -22,13 +23,13 @@ def operator_client(client: Client, operator: User) -> Client:
 
 
 @pytest.fixture
-def facility(db: None) -> Facility:
-    return make_facility("Kiln A")
+def facility(account: IsometricAccount) -> Facility:
+    return make_facility("Kiln A", account=account)
 
 
 @pytest.fixture
-def feedstock_type(db: None) -> FeedstockType:
-    return make_feedstock_type("Wood chips")
+def feedstock_type(account: IsometricAccount) -> FeedstockType:
+    return make_feedstock_type("Wood chips", account=account)
 
 
 @pytest.fixture
@@ -38,15 +39,17 @@ def account(emulator: Emulator, db: None) -> IsometricAccount:
 
 
 @pytest.fixture
-def known_facility(emulator: Emulator, db: None) -> Facility:
+def known_facility(emulator: Emulator, account: IsometricAccount) -> Facility:
     """A facility the emulator knows (the emulator is shared: tests add none to it)."""
     [facility, *_] = emulator.facilities()
-    return Facility.objects.create(isometric_id=facility["id"], name=facility["name"])
+    return Facility.objects.create(
+        account=account, isometric_id=facility["id"], name=facility["name"]
+    )
 
 
 @pytest.fixture
-def known_feedstock_type(emulator: Emulator, db: None) -> FeedstockType:
+def known_feedstock_type(emulator: Emulator, account: IsometricAccount) -> FeedstockType:
     [feedstock_type, *_] = emulator.feedstock_types()
     return FeedstockType.objects.create(
-        isometric_id=feedstock_type["id"], name=feedstock_type["name"]
+        account=account, isometric_id=feedstock_type["id"], name=feedstock_type["name"]
     )

@@ -3,8 +3,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batches import sync
-from isometric.errors import IsometricError
-from portal import crypto
 from portal.models import IsometricAccount
 
 
@@ -24,10 +22,8 @@ class Command(BaseCommand):
         for each in accounts:
             try:
                 result = sync.pull(each)
-            except (IsometricError, crypto.InvalidToken) as exc:
-                self.stderr.write(
-                    f"{each.name}: the pull failed: {exc or 'unreadable credentials'}"
-                )
+            except sync.PullFailed as exc:
+                self.stderr.write(f"{each.name}: the pull failed: {exc}")
                 failed.append(each.name)
             else:
                 self.stdout.write(f"{each.name}: {result}")

@@ -89,7 +89,7 @@ def _emulator_account(emulator: Emulator) -> IsometricAccount:
     account.save()
     for facility in emulator.facilities():
         Facility.objects.get_or_create(
-            isometric_id=facility["id"], defaults={"name": facility["name"]}
+            account=account, isometric_id=facility["id"], defaults={"name": facility["name"]}
         )
     check_connection(account)
     if account.connection_status != ConnectionStatus.OK:
