@@ -1,8 +1,10 @@
 """The portal's client for the Isometric Certify API (`/mrv/v0`).
 
-One `requests.Session` per Client, so consecutive calls reuse one connection. Nothing is retried
-here: whether a failed call may be repeated is the caller's decision, and TransportError says
-whether the request may have reached Isometric.
+One `requests.Session` per Client, so consecutive calls reuse one connection. Every call ends by
+its deadline and reads at most max_response_bytes of answer, whatever the server does. Nothing is
+retried here, except the pages of find_production_batch's scan: whether a failed call may be
+repeated is the caller's decision, and TransportError says whether the request may have reached
+Isometric.
 """
 
 import logging
@@ -15,16 +17,32 @@ from typing import Self
 from urllib.parse import quote
 
 import requests
-from requests.exceptions import ChunkedEncodingError
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 
-from isometric.errors import MalformedResponse, RepeatedCursor
-from isometric.http_errors import response_error, transport_error
+from isometric.deadline import DeadlineAdapter, deadline
+from isometric.errors import (
+    IsometricError,
+    MalformedResponse,
+    RateLimited,
+    RepeatedCursor,
+    ServerError,
+    TransportError,
+)
+from isometric.http_errors import json_body, response_error, transport_error
 from isometric.models import FeedstockType, NewProductionBatch, Organisation, Page, ProductionBatch
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 50
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+DEFAULT_DEADLINE = 30.0  # seconds for a whole request, from sending it to its answer's last byte
+DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
+# find_production_batch's scan retries a failed page this often, pausing SCAN_PAUSE seconds (or a
+# shorter Retry-After), and gives up once its pauses would exceed SCAN_PAUSE_TOTAL.
+SCAN_RETRIES = 2
+SCAN_PAUSE = 0.5
+SCAN_PAUSE_TOTAL = 3.0
 type Timeout = float | tuple[float, float]
 type QueryParams = Mapping[str, str | int]
 
@@ -49,11 +67,18 @@ class Client:
         client_secret: str,
         access_token: str,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.timeout = (min(connect, deadline), read)
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
         self._secrets = [secret for secret in (client_secret, access_token) if secret]
         self._session = requests.Session()
+        self._session.mount("http://", DeadlineAdapter())
+        self._session.mount("https://", DeadlineAdapter())
         # The environment's proxy and CA bundle settings are read once here rather than on
         # every request, which would cost a scan of os.environ and a look for ~/.netrc each time.
         self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
@@ -124,10 +149,29 @@ class Client:
         for batch in page.nodes:
             if batch.supplier_reference_id == supplier_reference_id:
                 return batch
-        for batch in self.iter_production_batches():
-            if batch.supplier_reference_id == supplier_reference_id:
-                return batch
+        pauses_left = [SCAN_PAUSE_TOTAL]
+        pages = _follow_cursors(lambda after: self._scanned_page(after, pauses_left))
+        for page in pages:
+            for batch in page.nodes:
+                if batch.supplier_reference_id == supplier_reference_id:
+                    return batch
         return None
+
+    def _scanned_page(self, after: str | None, pauses_left: list[float]) -> Page[ProductionBatch]:
+        """A page of the scan, retried after a short pause when it failed in a way that may pass;
+        `pauses_left` holds the seconds of pause the whole scan may still spend."""
+        retries = SCAN_RETRIES
+        while True:
+            try:
+                return self.list_production_batches(first=MAX_PAGE_SIZE, after=after)
+            except (ServerError, RateLimited, TransportError) as exc:
+                pause = _scan_pause(exc)
+                if retries == 0 or pause > pauses_left[0]:
+                    raise
+                retries -= 1
+                pauses_left[0] -= pause
+                log.info("%s; retrying the page in %.1f s", exc, pause)
+                time.sleep(pause)
 
     def create_production_batch(self, batch: NewProductionBatch) -> ProductionBatch:
         return self._fetch(
@@ -167,14 +211,13 @@ class Client:
         params: QueryParams | None = None,
         body: dict[str, object] | None = None,
     ) -> T:
-        response = self._send(method, path, params=params, body=body)
+        status, content = self._send(method, path, params=params, body=body)
         try:
-            return read(response.json())
-        except requests.JSONDecodeError:
-            message = f"{method} {path}: the response is not JSON"
-            raise MalformedResponse(message, response.status_code) from None
+            return read(json_body(content))
+        except ValueError:
+            raise MalformedResponse(f"{method} {path}: the response is not JSON", status) from None
         except MalformedResponse as exc:
-            raise MalformedResponse(f"{method} {path}: {exc}", response.status_code) from None
+            raise MalformedResponse(f"{method} {path}: {exc}", status) from None
 
     def _send(
         self,
@@ -183,26 +226,49 @@ class Client:
         *,
         params: QueryParams | None = None,
         body: dict[str, object] | None = None,
-    ) -> requests.Response:
+    ) -> tuple[int, bytes]:
+        """The status and body of a 2xx answer; any other answer raises its error."""
         what = f"{method} {path}"
         started = time.monotonic()
         try:
-            # No redirects: a redirect elsewhere would carry the client secret along.
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=body,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            with deadline(self.deadline):
+                # No redirects: a redirect elsewhere would carry the client secret along.
+                response = self._session.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                with response:
+                    content = self._read_body(what, response)
         except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
             raise transport_error(what, exc) from exc
+        except ContentDecodingError:
+            raise MalformedResponse(f"{what}: the response's encoding is broken") from None
         elapsed_ms = (time.monotonic() - started) * 1000
         log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed_ms)
         if not 200 <= response.status_code < 300:
-            raise response_error(what, response, self._secrets)
-        return response
+            raise response_error(what, response, content, self._secrets)
+        return response.status_code, content
+
+    def _read_body(self, what: str, response: requests.Response) -> bytes:
+        """The body, read a chunk at a time so that an answer too large is refused before it is
+        held in memory."""
+        content = bytearray()
+        for chunk in response.iter_content(CHUNK_BYTES):
+            content += chunk
+            if len(content) > self.max_response_bytes:
+                message = f"{what}: answer too large (over {self.max_response_bytes} bytes)"
+                raise MalformedResponse(message, response.status_code)
+        return bytes(content)
+
+
+def _scan_pause(exc: IsometricError) -> float:
+    retry_after = getattr(exc, "retry_after", None)
+    return SCAN_PAUSE if retry_after is None else retry_after
 
 
 def _environ_ca_bundle() -> str | None:

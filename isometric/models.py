@@ -3,13 +3,20 @@
 The `from_json` readers are tolerant: they ignore fields they do not know (Isometric adds fields
 without notice), accept `feedstock_type_id` as well as `feedstock_type_ids`, default the fields the
 portal can live without, and raise MalformedResponse, never KeyError or TypeError, for the rest.
+Numbers are finite, timestamps are in UTC, and texts no longer than the contract allows. A page
+keeps the nodes it can read and says which it could not.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from isometric.errors import MalformedResponse
+
+MAX_NAME_LENGTH = 100  # display_name and supplier_reference_id, as the contract says
+MAX_UNIT_LENGTH = 20  # no unit is longer; the portal stores units in 20 characters
+MAX_ID_IN_REASON = 40
 
 
 def _parse_timestamp(value: object) -> datetime | None:
@@ -17,10 +24,10 @@ def _parse_timestamp(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # Isometric's timestamps are UTC even when they do not say so.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    # Isometric's timestamps are UTC even when they do not say so.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class _Fields:
@@ -37,23 +44,27 @@ class _Fields:
             return MalformedResponse(f"{self._what} has no {key!r}")
         return MalformedResponse(f"{self._what}: {key!r} is not {expected}")
 
-    def text(self, key: str) -> str:
+    def text(self, key: str, max_length: int | None = None) -> str:
         value = self._data.get(key)
-        if isinstance(value, str):
-            return value
-        raise self._refuse(key, value, "a string")
+        if not isinstance(value, str):
+            raise self._refuse(key, value, "a string")
+        if max_length is not None and len(value) > max_length:
+            raise self._refuse(key, value, f"at most {max_length} characters")
+        return value
 
-    def optional_text(self, key: str) -> str | None:
-        value = self._data.get(key)
-        if value is None or isinstance(value, str):
-            return value
-        raise self._refuse(key, value, "a string")
+    def optional_text(self, key: str, max_length: int | None = None) -> str | None:
+        return None if self._data.get(key) is None else self.text(key, max_length)
 
     def number(self, key: str) -> float:
         value = self._data.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise self._refuse(key, value, "a number")
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+        raise self._refuse(key, value, "a finite number")
 
     def optional_number(self, key: str) -> float | None:
         return None if self._data.get(key) is None else self.number(key)
@@ -126,7 +137,7 @@ class Mass:
 def _read_mass(fields: _Fields) -> Mass:
     return Mass(
         magnitude=fields.number("magnitude"),
-        unit=fields.text("unit"),
+        unit=fields.text("unit", MAX_UNIT_LENGTH),
         standard_deviation=fields.optional_number("standard_deviation"),
     )
 
@@ -151,12 +162,12 @@ class ProductionBatch:
             id=fields.text("id"),
             facility_id=fields.text("facility_id"),
             feedstock_type_ids=fields.feedstock_type_ids(),
-            supplier_reference_id=fields.optional_text("supplier_reference_id"),
+            supplier_reference_id=fields.optional_text("supplier_reference_id", MAX_NAME_LENGTH),
             kind=fields.optional_text("kind"),
             started_at=fields.timestamp("started_at"),
             ended_at=fields.timestamp("ended_at"),
             uploaded_at=fields.optional_timestamp("uploaded_at"),
-            display_name=fields.optional_text("display_name"),
+            display_name=fields.optional_text("display_name", MAX_NAME_LENGTH),
             mass=_read_mass(fields.child("mass")),
         )
 
@@ -226,16 +237,27 @@ class PageInfo:
 
 @dataclass(frozen=True)
 class Page[T]:
+    """A page of nodes. `unreadable` says why each node that could not be read was left out."""
+
     nodes: list[T]
     page_info: PageInfo
     total_count: int | None
+    unreadable: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: object, read_node: Callable[[object], T]) -> "Page[T]":
         fields = _Fields(data, "page")
         info = fields.child("page_info")
+        nodes: list[T] = []
+        unreadable: list[str] = []
+        for position, node in enumerate(fields.array("nodes"), start=1):
+            try:
+                nodes.append(read_node(node))
+            except MalformedResponse as exc:
+                unreadable.append(f"{_node_name(node, position)}: {exc}")
         return cls(
-            nodes=[read_node(node) for node in fields.array("nodes")],
+            nodes=nodes,
+            unreadable=tuple(unreadable),
             page_info=PageInfo(
                 has_next_page=info.flag("has_next_page"),
                 has_previous_page=info.flag("has_previous_page"),
@@ -244,3 +266,10 @@ class Page[T]:
             ),
             total_count=fields.optional_count("total_count"),
         )
+
+
+def _node_name(node: object, position: int) -> str:
+    node_id = node.get("id") if isinstance(node, dict) else None
+    if isinstance(node_id, str):
+        return repr(node_id[:MAX_ID_IN_REASON])
+    return f"node {position}"

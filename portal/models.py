@@ -128,6 +128,8 @@ class IsometricAccount(models.Model):
             crypto.decrypt(self.encrypted_client_secret),
             crypto.decrypt(self.encrypted_access_token),
             timeout=settings.ISOMETRIC_TIMEOUT,
+            deadline=settings.ISOMETRIC_DEADLINE,
+            max_response_bytes=settings.ISOMETRIC_MAX_RESPONSE_BYTES,
         )
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from isometric.client import Client
 from isometric.emulator import Emulator
+from tests.hostile import HostileIsometric
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,10 @@ def isometric_client(emulator: Emulator) -> Iterator[Client]:
         emulator.base_url, emulator.client_secret, emulator.access_token, timeout=(1.0, 5.0)
     ) as client:
         yield client
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileIsometric]:
+    """A hostile Isometric in its "normal" mode; set `hostile.mode` to make it misbehave."""
+    with HostileIsometric() as server:
+        yield server

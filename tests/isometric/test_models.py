@@ -1,5 +1,6 @@
 """The tolerant reader, and the body the client sends."""
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -98,7 +99,56 @@ def test_timestamps_are_aware_and_those_without_an_offset_are_utc() -> None:
 
     assert batch.started_at == datetime(2024, 1, 22, 6, 0, tzinfo=UTC)
     assert batch.ended_at == datetime(2024, 1, 22, 18, 0, tzinfo=UTC)
-    assert batch.ended_at.utcoffset() == timedelta(hours=2)
+    assert batch.ended_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-14:00", "2024-13-01T00:00:00Z"]
+)
+def test_a_timestamp_outside_what_utc_can_hold_is_refused(timestamp: str) -> None:
+    with pytest.raises(MalformedResponse, match="'started_at' is not an ISO 8601 timestamp"):
+        ProductionBatch.from_json(batch_json(started_at=timestamp))
+
+
+def test_timestamps_at_the_edges_of_the_calendar_are_read_in_utc() -> None:
+    batch = ProductionBatch.from_json(
+        batch_json(started_at="0001-01-01T00:00:00-05:00", ended_at="9999-12-31T23:59:59+14:00")
+    )
+
+    assert batch.started_at == datetime(1, 1, 1, 5, 0, tzinfo=UTC)
+    assert batch.ended_at == datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC)
+    assert batch.started_at.tzinfo is UTC
+    assert batch.ended_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize("magnitude", [math.nan, math.inf, -math.inf, 10**400])
+def test_a_number_that_is_not_finite_is_refused(magnitude: float) -> None:
+    with pytest.raises(MalformedResponse, match="'magnitude' is not a finite number"):
+        ProductionBatch.from_json(batch_json(mass={"magnitude": magnitude, "unit": "t"}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"display_name": "x" * 101}, "'display_name' is not at most 100 characters"),
+        ({"supplier_reference_id": "x" * 101}, "'supplier_reference_id' is not at most 100"),
+        ({"mass": {"magnitude": 1, "unit": "t" * 21}}, "'unit' is not at most 20 characters"),
+    ],
+)
+def test_a_text_longer_than_the_contract_allows_is_refused(
+    changes: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(MalformedResponse, match=complaint):
+        ProductionBatch.from_json(batch_json(**changes))
+
+
+def test_texts_as_long_as_the_contract_allows_are_read() -> None:
+    batch = ProductionBatch.from_json(
+        batch_json(display_name="d" * 100, mass={"magnitude": 1, "unit": "u" * 20})
+    )
+
+    assert batch.display_name == "d" * 100
+    assert batch.mass.unit == "u" * 20
 
 
 @pytest.mark.parametrize(
@@ -113,8 +163,8 @@ def test_timestamps_are_aware_and_those_without_an_offset_are_utc() -> None:
         (batch_json(mass=...), "production batch has no 'mass'"),
         (batch_json(mass="12 t"), "mass is not a JSON object"),
         (batch_json(mass={"unit": "t"}), "has no 'magnitude'"),
-        (batch_json(mass={"magnitude": "12", "unit": "t"}), "'magnitude' is not a number"),
-        (batch_json(mass={"magnitude": True, "unit": "t"}), "'magnitude' is not a number"),
+        (batch_json(mass={"magnitude": "12", "unit": "t"}), "'magnitude' is not a finite number"),
+        (batch_json(mass={"magnitude": True, "unit": "t"}), "'magnitude' is not a finite number"),
         (batch_json(feedstock_type_ids=[1, 2]), "'feedstock_type_ids' is not a list of ids"),
     ],
 )
@@ -161,13 +211,38 @@ def test_a_page_without_total_count_is_still_read() -> None:
         (page_json(nodes={"id": "x"}), "'nodes' is not a list"),
         (page_json(page_info=...), "page has no 'page_info'"),
         (page_json(page_info={"has_previous_page": False}), "has no 'has_next_page'"),
-        (page_json(nodes=[{"name": "Rice husk"}]), "feedstock type has no 'id'"),
         (page_json(total_count="11"), "'total_count' is not an integer"),
     ],
 )
 def test_a_malformed_page_raises_a_clear_error(data: object, complaint: str) -> None:
     with pytest.raises(MalformedResponse, match=complaint):
         Page.from_json(data, FeedstockType.from_json)
+
+
+def test_a_page_keeps_the_nodes_it_can_read_and_names_the_others() -> None:
+    good = batch_json()
+    nodes = [
+        batch_json(id="ptb_BADMASS000000000000", mass={"magnitude": "NaN", "unit": "t"}),
+        good,
+        {"name": "no id"},
+        "not an object",
+        batch_json(id="ptb_" + "X" * 500, started_at="yesterday"),
+    ]
+
+    page = Page.from_json(page_json(nodes=nodes), ProductionBatch.from_json)
+
+    assert page.nodes == [ProductionBatch.from_json(good)]
+    assert page.unreadable == (
+        "'ptb_BADMASS000000000000': production batch: mass: 'magnitude' is not a finite number",
+        "node 3: production batch has no 'id'",
+        "node 4: production batch is not a JSON object",
+        f"'ptb_{'X' * 36}': production batch: 'started_at' is not an ISO 8601 timestamp",
+    )
+    assert page.page_info.end_cursor == "abc"
+
+
+def test_a_page_of_readable_nodes_has_nothing_unreadable() -> None:
+    assert Page.from_json(page_json(), FeedstockType.from_json).unreadable == ()
 
 
 def test_reads_an_organisation() -> None:
