@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from batches.forms import BatchFilterForm, ProductionBatchForm
 from batches.models import Facility, FeedstockType
+from portal.models import IsometricAccount
 from tests.factories import batch_form_data, make_batch
 
 pytestmark = pytest.mark.django_db
@@ -16,8 +17,13 @@ def data(facility: Facility, feedstock_type: FeedstockType) -> dict[str, Any]:
     return batch_form_data(facility, feedstock_type)
 
 
+def batch_form(data: dict[str, Any]) -> ProductionBatchForm:
+    """The form as the operator of the one account there is gets it."""
+    return ProductionBatchForm(data, accounts=IsometricAccount.objects.all())
+
+
 def errors(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    form = ProductionBatchForm({**data, **changes})
+    form = batch_form({**data, **changes})
     form.is_valid()
     return form.errors
 
@@ -67,8 +73,11 @@ def test_at_least_one_feedstock_type(data: dict[str, Any]) -> None:
     }
 
 
-def test_unknown_facility_and_feedstock_type_are_refused(data: dict[str, Any]) -> None:
-    found = errors(data, facility="fcl_DOESNOTEXIST00000", feedstock_types=["999999"])
+@pytest.mark.parametrize("unknown", ["fcl_DOESNOTEXIST00000", "999999", "9" * 20, "-1", "1.5"])
+def test_unknown_facility_and_feedstock_type_are_refused(
+    data: dict[str, Any], unknown: str
+) -> None:
+    found = errors(data, facility=unknown, feedstock_types=[unknown])
     assert set(found) == {"facility", "feedstock_types"}
 
 
@@ -97,8 +106,10 @@ def test_mass_with_too_many_digits_is_a_field_error(data: dict[str, Any]) -> Non
     assert "mass_magnitude" in errors(data, mass_magnitude="not a number")
 
 
-def test_duplicate_supplier_reference_is_a_field_error(data: dict[str, Any]) -> None:
-    make_batch(supplier_reference_id="KILN-A-0001")
+def test_duplicate_supplier_reference_is_a_field_error(
+    data: dict[str, Any], account: IsometricAccount
+) -> None:
+    make_batch(account=account, supplier_reference_id="KILN-A-0001")
     assert errors(data) == {
         "supplier_reference_id": [
             "Another batch already has this supplier reference. Choose a different one."
@@ -109,7 +120,7 @@ def test_duplicate_supplier_reference_is_a_field_error(data: dict[str, Any]) -> 
 def test_blank_supplier_reference_is_generated_readable_and_unique(data: dict[str, Any]) -> None:
     references = set()
     for _ in range(20):
-        form = ProductionBatchForm({**data, "supplier_reference_id": ""})
+        form = batch_form({**data, "supplier_reference_id": ""})
         assert form.is_valid(), form.errors
         batch = form.save()
         references.add(batch.supplier_reference_id)
@@ -123,7 +134,7 @@ def test_times_are_read_in_the_portal_time_zone_and_stored_in_utc(
 ) -> None:
     settings.TIME_ZONE = "Europe/Helsinki"
     with timezone.override("Europe/Helsinki"):
-        form = ProductionBatchForm(
+        form = batch_form(
             {**data, "started_at": "2026-07-01T12:00", "ended_at": "2026-07-01T18:00"}
         )
         assert form.is_valid(), form.errors
@@ -132,8 +143,12 @@ def test_times_are_read_in_the_portal_time_zone_and_stored_in_utc(
     assert batch.started_at.isoformat() == "2026-07-01T09:00:00+00:00"
 
 
+def filter_form(data: dict[str, Any]) -> BatchFilterForm:
+    return BatchFilterForm(data, IsometricAccount.objects.all())
+
+
 def test_filter_form_reports_bad_values_at_their_field_and_keeps_the_good_ones() -> None:
-    form = BatchFilterForm(
+    form = filter_form(
         {"q": "kiln", "facility": "fcl_nope", "sync_status": "lost", "started_from": "garbage"}
     )
     assert not form.is_valid()
@@ -142,7 +157,74 @@ def test_filter_form_reports_bad_values_at_their_field_and_keeps_the_good_ones()
 
 
 def test_filter_form_refuses_a_reversed_date_range() -> None:
-    form = BatchFilterForm({"started_from": "2026-05-02", "started_to": "2026-05-01"})
+    form = filter_form({"started_from": "2026-05-02", "started_to": "2026-05-01"})
     assert not form.is_valid()
     assert form.errors == {"started_to": ["The end of the range is before its start."]}
     assert "started_to" not in form.filters()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mass_magnitude", "999999999999.999999"),
+        ("mass_magnitude", "1000000000"),
+        ("mass_standard_deviation", "999999999999.999999"),
+        ("mass_magnitude", "0.0000001"),
+        ("started_at", "0001-01-01T00:00"),
+        ("started_at", "1899-12-31T23:59"),
+        ("ended_at", "9999-12-31T23:59"),
+    ],
+)
+def test_values_no_database_stores_are_refused_at_their_field(
+    data: dict[str, Any], field: str, value: str
+) -> None:
+    assert field in errors(data, confirm_unusual="on", **{field: value})
+
+
+UNUSUAL = "Some values are unusual. Check them, then confirm them below to save."
+
+
+@pytest.mark.parametrize(
+    ("changes", "warning"),
+    [
+        ({"mass_magnitude": "500.5"}, "The mass is over 500 tonnes for one batch."),
+        ({"mass_magnitude": "600000", "mass_unit": "kg"}, "over 500 tonnes"),
+        ({"mass_standard_deviation": "13"}, "standard deviation is larger than the mass"),
+        ({"started_at": "2019-06-01T08:00", "ended_at": "2019-06-01T18:00"}, "before 2020"),
+        ({"started_at": "2025-06-01T08:00", "ended_at": "2025-06-05T08:01"}, "more than 3 days"),
+    ],
+)
+def test_unusual_values_are_saved_only_once_the_operator_confirms_them(
+    data: dict[str, Any], changes: dict[str, str], warning: str
+) -> None:
+    form = batch_form({**data, **changes})
+    assert not form.is_valid()
+    assert form.non_field_errors() == [UNUSUAL]
+    assert any(warning in each for each in form.unusual)
+
+    confirmed = batch_form({**data, **changes, "confirm_unusual": "on"})
+    assert confirmed.is_valid(), confirmed.errors
+
+
+def test_usual_values_need_no_confirmation(data: dict[str, Any]) -> None:
+    form = batch_form({**data, "mass_magnitude": "500000", "mass_unit": "kg"})
+    assert form.is_valid(), form.errors
+    assert form.unusual == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"started_to": "9999-12-31"},
+        {"started_from": "0001-01-01"},
+        {"facility": "99999999999999999999"},
+        {"feedstock_type": "-3"},
+        {"after": "not-a-cursor"},
+        {"before": "MDAwMS0wMS0wMVQwMDowMDowMCsxNDowMHwx"},  # 0001-01-01T00:00:00+14:00|1
+    ],
+)
+def test_filter_values_out_of_range_are_field_errors(params: dict[str, str]) -> None:
+    form = filter_form(params)
+    assert not form.is_valid()
+    assert set(form.errors) == set(params)
+    assert form.filters() == {}

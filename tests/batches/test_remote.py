@@ -15,14 +15,21 @@ from tests.factories import make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def logged_in(operator: User) -> None:
+    """Every test here is an operator of the account's."""
+
+
 URL = "/batches/isometric/"
 HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def account(emulator: Emulator, operator: User) -> IsometricAccount:
+def account(account: IsometricAccount, emulator: Emulator) -> IsometricAccount:
+    """The operator's account, whose organisation holds 120 batches in Isometric."""
     emulator.add_production_batches(120)
-    return make_account("Kilns Ltd", emulator=emulator, members=(operator,))
+    return account
 
 
 def api_calls(emulator: Emulator) -> int:
@@ -174,20 +181,24 @@ def test_an_unknown_page_size_is_refused_at_its_field_and_the_default_used(
     assert "120 batches in Isometric" in page
 
 
-def test_without_an_account_the_page_says_so(client: Client, operator: User) -> None:
+def test_without_an_account_the_page_says_so(client: Client) -> None:
+    client.force_login(make_user("nadia", operator=True))
+
     page = client.get(URL).content.decode()
 
-    assert "This portal is not connected to Isometric for you yet." in page
+    assert "You are not a member of any Isometric account yet" in page
 
 
-def test_a_member_without_the_batch_permission_is_refused(
-    client: Client, emulator: Emulator
+def test_a_member_without_the_batch_permission_is_refused_before_isometric_is_asked(
+    client: Client, account: IsometricAccount, emulator: Emulator
 ) -> None:
     stranger = make_user("sam")
-    make_account("Kilns Ltd", emulator=emulator, members=(stranger,))
+    account.members.add(stranger)
     client.force_login(stranger)
+    emulator.reset()
 
     response = client.get(URL)
 
     assert response.status_code == 403
     assert "batches in Isometric" not in response.content.decode()
+    assert api_calls(emulator) == 0  # no request spent on the organisation's rate limit

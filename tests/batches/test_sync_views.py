@@ -14,6 +14,12 @@ from tests.factories import batch_form_data, make_account, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def logged_in(operator: User) -> None:
+    """Every test here is an operator of the account's."""
+
+
 HTMX = {"HX-Request": "true"}
 
 
@@ -22,11 +28,6 @@ def form_data_of(batch: ProductionBatch, **changes: Any) -> dict[str, Any]:
     return batch_form_data(
         batch.facility, feedstock_type, supplier_reference_id=batch.supplier_reference_id, **changes
     )
-
-
-@pytest.fixture
-def account(operator: User) -> IsometricAccount:
-    return make_account("Kilns Ltd", members=(operator,))
 
 
 def test_the_batch_page_watches_a_batch_in_motion_and_stops_when_settled(
