@@ -65,11 +65,13 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             started_at, pk = raw.split("|")
-            moment = datetime.fromisoformat(started_at).astimezone(UTC)
-            cursor = cls(moment, int(pk))
+            moment = datetime.fromisoformat(started_at)
+            if timezone.is_naive(moment):
+                raise InvalidCursor(token)
+            cursor = cls(moment.astimezone(UTC), int(pk))
         except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
             raise InvalidCursor(token) from error
-        if not (EARLIEST_CURSOR <= moment <= LATEST_CURSOR) or not 0 < cursor.pk <= MAX_ROW_ID:
+        if not (EARLIEST_CURSOR <= cursor.started_at <= LATEST_CURSOR) or not 0 < cursor.pk <= MAX_ROW_ID:
             raise InvalidCursor(token)
         return cursor
 

@@ -42,6 +42,7 @@ def test_remote_rows_escape_isometric_s_text_and_link_the_portal_s_copy(
             remote_batch("pbt_1", '<script>alert("x")</script>', "R&D-1", "fcl_1"),
             remote_batch("pbt_2", None, None, "fcl_<b>"),
         ],
+        unreadable=(),
         local_ids={"pbt_1": 42},
         facility_names={"fcl_1": "Kiln <North>"},
         total_count=2,

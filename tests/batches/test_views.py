@@ -120,7 +120,7 @@ def test_detail_shows_every_field_and_the_sync_state(operator_client: Client) ->
         "Kiln B run 7",
         batch.supplier_reference_id,
         batch.facility.name,
-        batch.facility_id,
+        batch.facility.isometric_id,
         batch.feedstock_types.get().name,
         "100 tonne ± 0.25",
         "ptb_ABCDEFGHJKMNPQRS",

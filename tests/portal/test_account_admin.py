@@ -104,6 +104,7 @@ def test_the_admin_log_names_changed_fields_without_their_values(admin_client: C
 def test_only_superusers_and_credential_admins_may_see_accounts(client: Client) -> None:
     account = make_account()
     staff = make_user("staffer", is_staff=True)
+    account.members.add(staff)
     client.force_login(staff)
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(change_url(account)).status_code == 403
@@ -112,6 +113,20 @@ def test_only_superusers_and_credential_admins_may_see_accounts(client: Client) 
     staff.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
     assert client.get(CHANGELIST).status_code == 200
     assert client.get(change_url(account)).status_code == 200
+
+
+def test_a_credential_admin_manages_only_the_accounts_they_are_in(client: Client) -> None:
+    mine, theirs = make_account("Mine"), make_account("Theirs")
+    admin = make_user("cora", is_staff=True)
+    admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    mine.members.add(admin)
+    client.force_login(admin)
+
+    listed = client.get(CHANGELIST).content.decode()
+    assert "Mine" in listed and "Theirs" not in listed
+    assert client.get(change_url(theirs)).status_code == 302  # "does not exist", to the index
+    client.post(f"{CHANGELIST}add/", account_form(name="New Co"))
+    assert IsometricAccount.objects.get(name="New Co").members.filter(pk=admin.pk).exists()
 
 
 def test_operators_cannot_reach_the_accounts(client: Client) -> None:
