@@ -171,6 +171,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# Error reports and DEBUG's error page leave the Isometric credentials out (see the module).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.exception_filter.CredentialsFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
