@@ -23,7 +23,8 @@ CREDENTIAL_MODULES = (
 
 class CredentialsFilter(SafeExceptionReporterFilter):
     """Django's filter (sensitive_variables, sensitive_post_parameters, settings), active with
-    DEBUG on as well, which also hides every local variable of CREDENTIAL_MODULES' frames."""
+    DEBUG on as well, which also hides every local variable of CREDENTIAL_MODULES' frames and,
+    in any frame, an exception raised through them."""
 
     def is_active(self, request: HttpRequest | None) -> bool:
         # Django's is off with DEBUG on, but the debug page shows the same locals as a report.
@@ -35,6 +36,21 @@ class CredentialsFilter(SafeExceptionReporterFilter):
         if holds_credentials(tb_frame):
             return {name: self.cleansed_substitute for name in tb_frame.f_locals}.items()
         return super().get_traceback_frame_variables(request, tb_frame)
+
+    def cleanse_special_types(self, request: HttpRequest | None, value: Any) -> Any:
+        # Its arguments may be a credential: UnicodeEncodeError carries the whole header.
+        if isinstance(value, BaseException) and raised_where_credentials_are(value):
+            return self.cleansed_substitute
+        return super().cleanse_special_types(request, value)
+
+
+def raised_where_credentials_are(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if holds_credentials(tb.tb_frame):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def holds_credentials(frame: FrameType) -> bool:

@@ -66,9 +66,13 @@ def error_page(client: Client, method: str, url: str, data: dict[str, Any] | Non
     return page
 
 
-def account(emulator: Emulator, *members: Any) -> IsometricAccount:
+def account(emulator: Emulator, *members: Any, access_token: str = TOKEN) -> IsometricAccount:
     return make_account(
-        "Kilns Ltd", emulator=emulator, members=members, client_secret=SECRET, access_token=TOKEN
+        "Kilns Ltd",
+        emulator=emulator,
+        members=members,
+        client_secret=SECRET,
+        access_token=access_token,
     )
 
 
@@ -79,6 +83,18 @@ def test_in_isometric_page(client: Client, emulator: Emulator, isometric_breaks:
     page = error_page(client, "get", "/batches/isometric/")
     assert "RuntimeError" in page and "the connection pool broke" in page
     assert "urllib3" in page and "isometric/client.py" in page  # the frames are all there
+    assert_no_secret(page, SECRET, TOKEN)
+
+
+def test_in_isometric_page_with_a_token_http_cannot_send(
+    client: Client, emulator: Emulator
+) -> None:
+    operator = make_user(operator=True)
+    # Pasted with an ellipsis: not latin-1, as HTTP headers must be.
+    account(emulator, operator, access_token=f"{TOKEN}…")
+    client.force_login(operator)
+    page = error_page(client, "get", "/batches/isometric/")
+    assert "UnicodeEncodeError" in page
     assert_no_secret(page, SECRET, TOKEN)
 
 
