@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from portal.accounts import accounts_of, check_connection, is_credential_admin
 from portal.models import ConnectionStatus, Environment, IsometricAccount
@@ -49,12 +49,14 @@ class IsometricAccountForm(forms.ModelForm):
                     f"Stored: {hint}. Leave blank to keep it. {field.help_text}".rstrip()
                 )
 
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("environment") == Environment.CUSTOM and not cleaned.get("base_url"):
             self.add_error("base_url", "A custom environment needs its base URL.")
         return cleaned
 
+    @sensitive_variables()
     def save(self, commit: bool = True) -> IsometricAccount:
         account: IsometricAccount = super().save(commit=False)
         account.set_credentials(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from isometric.client import Client
 from portal import crypto
@@ -88,6 +89,7 @@ class IsometricAccount(models.Model):
             return self.base_url
         return SANDBOX_URL if self.environment == Environment.SANDBOX else PRODUCTION_URL
 
+    @sensitive_variables()
     def set_credentials(self, *, client_secret: str = "", access_token: str = "") -> None:
         """Store whichever is given, encrypted; an empty one keeps what is stored. Changed
         credentials have not been tested yet."""
@@ -122,6 +124,7 @@ class IsometricAccount(models.Model):
             return f"its access token expires on {when}"
         return ""
 
+    @sensitive_variables()
     def client(self) -> Client:
         return Client(
             self.api_url,
@@ -133,6 +136,7 @@ class IsometricAccount(models.Model):
         )
 
 
+@sensitive_variables()
 def _hint(encrypted: str) -> str:
     """Which secret is stored, without showing it: its last four characters."""
     if not encrypted:
@@ -144,6 +148,7 @@ def _hint(encrypted: str) -> str:
     return MASK + secret[-4:] if len(secret) >= 12 else MASK
 
 
+@sensitive_variables()
 def token_expiry(token: str) -> datetime | None:
     """The `exp` claim of a JWT, unverified; None when the token is not a JWT or has none."""
     parts = token.split(".")

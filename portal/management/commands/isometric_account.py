@@ -3,6 +3,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.views.decorators.debug import sensitive_variables
 
 from portal.accounts import check_connection
 from portal.models import ConnectionStatus, Environment, IsometricAccount
@@ -28,6 +29,7 @@ class Command(BaseCommand):
             "--member", action="append", default=[], metavar="USER", help="a user who uses it"
         )
 
+    @sensitive_variables("client_secret", "access_token")
     def handle(self, *args: Any, **options: Any) -> None:
         client_secret, access_token = (
             os.environ.get(name, "").strip() for name in SECRET_VARIABLES
