@@ -73,7 +73,10 @@ def generate_supplier_reference_id(started_at: datetime | None) -> str:
 
 class AccountRowChoiceField(forms.ModelChoiceField):
     """A choice of one row by its id. An id no database column can hold is an invalid choice
-    like any other (SQLite raises OverflowError for it, which Django lets through)."""
+    like any other (SQLite raises OverflowError for it, which Django lets through). With
+    `show_account`, each choice names its account, for a user who works in several."""
+
+    show_account = False
 
     def to_python(self, value: Any) -> Any:
         if value not in self.empty_values and not _is_row_id(value):
@@ -82,17 +85,25 @@ class AccountRowChoiceField(forms.ModelChoiceField):
             )
         return super().to_python(value)
 
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj} ({obj.account})" if self.show_account else str(obj)
+
 
 class AccountRowsChoiceField(forms.ModelMultipleChoiceField):
-    def _check_values(self, value: Any) -> QuerySet[Any]:
-        for pk in value:
+    show_account = False
+
+    def clean(self, value: Any) -> Any:
+        for pk in value if isinstance(value, list | tuple) else []:
             if not _is_row_id(pk):
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",
                     params={"pk": pk},
                 )
-        return super()._check_values(value)
+        return super().clean(value)
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj} ({obj.account})" if self.show_account else str(obj)
 
 
 def _is_row_id(value: object) -> bool:
@@ -188,8 +199,8 @@ class ProductionBatchForm(forms.ModelForm):
             account_field.required = True
             for name in ("facility", "feedstock_types"):
                 field = self.fields[name]
-                assert isinstance(field, forms.ModelChoiceField)
-                field.label_from_instance = _with_account  # type: ignore[method-assign]
+                assert isinstance(field, AccountRowChoiceField | AccountRowsChoiceField)
+                field.show_account = True
             return
         del self.fields["account"]
         if choices and self.instance.account_id is None:
@@ -258,10 +269,6 @@ class ProductionBatchForm(forms.ModelForm):
         feedstock_types = cleaned.get("feedstock_types") or []
         if any(feedstock.account_id != account.pk for feedstock in feedstock_types):
             self.add_error("feedstock_types", f"Choose feedstock types of {account} only.")
-
-
-def _with_account(row: Facility | FeedstockType) -> str:
-    return f"{row.name} ({row.account})"
 
 
 def unusual_values(cleaned: Mapping[str, Any]) -> list[str]:

@@ -71,7 +71,8 @@ class Cursor:
             cursor = cls(moment.astimezone(UTC), int(pk))
         except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
             raise InvalidCursor(token) from error
-        if not (EARLIEST_CURSOR <= cursor.started_at <= LATEST_CURSOR) or not 0 < cursor.pk <= MAX_ROW_ID:
+        in_range = EARLIEST_CURSOR <= cursor.started_at <= LATEST_CURSOR
+        if not in_range or not 0 < cursor.pk <= MAX_ROW_ID:
             raise InvalidCursor(token)
         return cursor
 

@@ -105,13 +105,11 @@ class IsometricAccountAdmin(admin.ModelAdmin):
         """A credential admin manages the accounts they are a member of; a superuser, all."""
         return accounts_of(request.user)
 
-    def save_model(
-        self, request: HttpRequest, obj: IsometricAccount, form: Any, change: bool
-    ) -> None:
-        super().save_model(request, obj, form, change)
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
         if not change and not request.user.is_superuser:
             # Otherwise the account would vanish from its creator's list once saved.
-            obj.members.add(request.user)
+            form.instance.members.add(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_credential_admin(request.user)

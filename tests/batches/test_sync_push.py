@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -159,18 +160,48 @@ def test_backoff_grows_is_capped_jittered_and_respects_retry_after() -> None:
     assert backoff(1, retry_after=45) == 45
 
 
-def test_after_the_last_attempt_the_batch_is_failed(
-    batch: ProductionBatch, emulator: Emulator
+def test_a_batch_failing_for_less_than_the_give_up_time_is_retried_whatever_its_count(
+    batch: ProductionBatch, emulator: Emulator, settings: Any
 ) -> None:
-    ProductionBatch.objects.update(sync_attempts=9)  # SYNC_MAX_ATTEMPTS is 10
+    settings.SYNC_GIVE_UP_AFTER = 3600
+    since = timezone.now() - timedelta(minutes=50)
+    ProductionBatch.objects.update(sync_attempts=500, failing_since=since)
+    emulator.configure(next_faults=["error_500"])
+
+    assert push_once() == AttemptOutcome.RETRY
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.PENDING, 501)
+    assert batch.failing_since == since
+
+
+def test_a_batch_failing_for_longer_than_the_give_up_time_is_failed(
+    batch: ProductionBatch, emulator: Emulator, settings: Any
+) -> None:
+    settings.SYNC_GIVE_UP_AFTER = 3600
+    ProductionBatch.objects.update(failing_since=timezone.now() - timedelta(minutes=61))
     emulator.configure(next_faults=["error_500"])
 
     assert push_once() == AttemptOutcome.FAILED
 
     batch.refresh_from_db()
-    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.FAILED, 10)
+    assert (batch.sync_status, batch.sync_attempts) == (SyncStatus.FAILED, 1)
     assert batch.next_attempt_at is None
-    assert "Gave up after 10 attempts" in batch.last_error
+    assert "Gave up after failing since" in batch.last_error
+
+
+def test_the_first_failure_starts_the_give_up_clock_and_success_clears_it(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    emulator.configure(next_faults=["error_503"])
+    assert push_once() == AttemptOutcome.RETRY
+    batch.refresh_from_db()
+    assert batch.failing_since is not None
+
+    ProductionBatch.objects.update(next_attempt_at=timezone.now())
+    assert push_once() == AttemptOutcome.CREATED
+    batch.refresh_from_db()
+    assert batch.failing_since is None
 
 
 def test_refused_credentials_pause_the_account_without_counting_an_attempt(
@@ -208,10 +239,9 @@ def test_two_claims_never_share_a_batch(account: IsometricAccount, facility: Fac
     assert {c.batch.pk for c in first + second} == {batch.pk for batch in batches}
 
 
-def test_batches_without_an_account_or_not_yet_due_are_not_claimed(
+def test_batches_not_yet_due_or_settled_are_not_claimed(
     account: IsometricAccount, facility: Facility
 ) -> None:
-    make_batch(facility, account=None)
     make_batch(facility, account=account, next_attempt_at=timezone.now() + timedelta(hours=1))
     make_batch(facility, account=account, sync_status=SyncStatus.FAILED)
 
@@ -245,7 +275,27 @@ def test_an_outcome_is_not_applied_once_the_claim_is_lost(
 
     batch.refresh_from_db()
     assert (batch.sync_status, batch.claim_token) == (SyncStatus.SYNCING, again.token)
-    assert batch.attempts.count() == 1  # the history keeps it all the same
+    # The history keeps it all the same, after the lost attempt the second claim recorded.
+    assert [a.outcome for a in batch.attempts.all()] == [
+        AttemptOutcome.CREATED,
+        AttemptOutcome.RETRY,
+    ]
+
+
+def test_a_lease_that_ran_out_is_an_attempt_in_the_batch_s_history(
+    batch: ProductionBatch, emulator: Emulator
+) -> None:
+    sync.claim_due(1)  # its worker dies with it
+    ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+    [again] = sync.claim_due(1)
+
+    assert again.look_up_first
+    [lost] = batch.attempts.all()
+    assert lost.outcome == AttemptOutcome.RETRY
+    assert "did not finish within its lease" in lost.message
+    batch.refresh_from_db()
+    assert batch.sync_attempts == 1 and batch.failing_since is not None
 
 
 def test_a_released_claim_is_due_at_once_and_keeps_what_it_knew(
