@@ -25,9 +25,11 @@ def _parse_timestamp(value: object) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
         # Isometric's timestamps are UTC even when they do not say so.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+    # A moment every time zone can show: the first and last years cannot be, in some.
+    return moment if datetime.min.year < moment.year < datetime.max.year else None
 
 
 class _Fields:

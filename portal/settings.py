@@ -26,7 +26,7 @@ ISOMETRIC_TIMEOUT = (
     env.float("ISOMETRIC_READ_TIMEOUT", default=10.0),
 )
 # Seconds a whole request to Isometric may take, and the largest answer read from it.
-ISOMETRIC_DEADLINE = env.float("ISOMETRIC_DEADLINE", default=30.0)
+ISOMETRIC_DEADLINE = env.float("ISOMETRIC_DEADLINE", default=20.0)
 ISOMETRIC_MAX_RESPONSE_BYTES = env.int("ISOMETRIC_MAX_RESPONSE_BYTES", default=5 * 1024 * 1024)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -24,17 +24,19 @@ UNASSIGNED_MESSAGE = (
 
 
 def give_every_row_an_account(apps, schema_editor):
+    """Every batch an account, every facility and feedstock type the first account, and every
+    batch its facility by primary key (the old key, the Isometric id, is about to go)."""
     Account = apps.get_model("portal", "IsometricAccount")
     Batch = apps.get_model("batches", "ProductionBatch")
     Facility = apps.get_model("batches", "Facility")
     FeedstockType = apps.get_model("batches", "FeedstockType")
-    FeedstockLink = Batch.feedstock_types.through
 
     accounts = list(Account.objects.order_by("pk"))
     orphans = Batch.objects.filter(account=None)
+    rows = Facility.objects.exists() or FeedstockType.objects.exists()
     if len(accounts) == 1:
         orphans.update(account=accounts[0])
-    elif orphans.exists() or (not accounts and (Facility.objects.exists() or FeedstockType.objects.exists())):
+    elif orphans.exists() or (not accounts and rows):
         name = UNASSIGNED
         while Account.objects.filter(name=name).exists():
             name += " (from before accounts)"
@@ -47,23 +49,34 @@ def give_every_row_an_account(apps, schema_editor):
             connection_message=UNASSIGNED_MESSAGE,
         )
         orphans.update(account=holding)
-        accounts.append(holding)
-    if not accounts:
+    first = Account.objects.order_by("pk").first()
+    if first is None:
         return
+    Facility.objects.update(account=first)
+    FeedstockType.objects.update(account=first)
+    for facility in Facility.objects.all():
+        Batch.objects.filter(facility=facility).update(owned_facility=facility.pk)
+
+
+def copy_facilities_and_feedstock_types(apps, schema_editor):
+    """Each other account gets its own copy of every facility and feedstock type, and its
+    batches point at its copies."""
+    Account = apps.get_model("portal", "IsometricAccount")
+    Batch = apps.get_model("batches", "ProductionBatch")
+    Facility = apps.get_model("batches", "Facility")
+    FeedstockType = apps.get_model("batches", "FeedstockType")
+    FeedstockLink = Batch.feedstock_types.through
 
     facilities = list(Facility.objects.all())
     feedstock_types = list(FeedstockType.objects.all())
-    first, *others = accounts
-    Facility.objects.update(account=first)
-    FeedstockType.objects.update(account=first)
-    for facility in facilities:
-        Batch.objects.filter(facility=facility, account=first).update(owned_facility=facility.pk)
-    for account in others:
+    for account in Account.objects.order_by("pk")[1:]:
         for facility in facilities:
             copy = Facility.objects.create(
                 account=account, isometric_id=facility.isometric_id, name=facility.name
             )
-            Batch.objects.filter(facility=facility, account=account).update(owned_facility=copy.pk)
+            Batch.objects.filter(owned_facility=facility.pk, account=account).update(
+                owned_facility=copy.pk
+            )
         for feedstock_type in feedstock_types:
             copy = FeedstockType.objects.create(
                 account=account, isometric_id=feedstock_type.isometric_id, name=feedstock_type.name
@@ -74,6 +87,9 @@ def give_every_row_an_account(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # PostgreSQL cannot alter a table with foreign key checks pending from the data steps in the
+    # same transaction: each step commits on its own.
+    atomic = False
 
     dependencies = [
         ("batches", "0005_remote_id_in_account"),
@@ -116,13 +132,34 @@ class Migration(migrations.Migration):
             name="failing_since",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
-        migrations.RunPython(give_every_row_an_account, migrations.RunPython.noop),
+        migrations.RunPython(give_every_row_an_account, migrations.RunPython.noop, atomic=True),
         migrations.RemoveIndex(model_name="productionbatch", name="batch_facility_idx"),
         migrations.RemoveIndex(model_name="productionbatch", name="batch_account_remote_idx"),
         migrations.RemoveConstraint(
             model_name="productionbatch", name="batch_reference_unique_unassigned"
         ),
         migrations.RemoveField(model_name="productionbatch", name="facility"),
+        migrations.AlterField(
+            model_name="facility",
+            name="isometric_id",
+            field=models.CharField(
+                max_length=37,
+                validators=[django.core.validators.MinLengthValidator(20)],
+                verbose_name="Isometric facility id",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="feedstocktype",
+            name="isometric_id",
+            field=models.CharField(
+                max_length=37,
+                validators=[django.core.validators.MinLengthValidator(20)],
+                verbose_name="Isometric feedstock type id",
+            ),
+        ),
+        migrations.RunPython(
+            copy_facilities_and_feedstock_types, migrations.RunPython.noop, atomic=True
+        ),
         migrations.RenameField(
             model_name="productionbatch", old_name="owned_facility", new_name="facility"
         ),
@@ -160,24 +197,6 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="feedstock_types",
                 to="portal.isometricaccount",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="facility",
-            name="isometric_id",
-            field=models.CharField(
-                max_length=37,
-                validators=[django.core.validators.MinLengthValidator(20)],
-                verbose_name="Isometric facility id",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="feedstocktype",
-            name="isometric_id",
-            field=models.CharField(
-                max_length=37,
-                validators=[django.core.validators.MinLengthValidator(20)],
-                verbose_name="Isometric feedstock type id",
             ),
         ),
         migrations.AlterField(
