@@ -52,6 +52,7 @@ def build(rows: int) -> None:
     from django.utils import timezone
 
     from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
+    from portal.models import IsometricAccount
 
     call_command("migrate", verbosity=0)
     if not User.objects.filter(username="bench").exists():
@@ -59,15 +60,20 @@ def build(rows: int) -> None:
     have = ProductionBatch.objects.count()
     if have >= rows:
         return
+    account, _ = IsometricAccount.objects.get_or_create(
+        name="Bench", defaults={"base_url": "http://127.0.0.1:9/mrv/v0", "environment": "custom"}
+    )
     facilities = [
         Facility.objects.get_or_create(
-            isometric_id=f"fcl_BENCH{n:015d}", defaults={"name": f"Kiln {n}"}
+            account=account, isometric_id=f"fcl_BENCH{n:015d}", defaults={"name": f"Kiln {n}"}
         )[0]
         for n in range(8)
     ]
     feedstocks = [
         FeedstockType.objects.get_or_create(
-            isometric_id=f"ftt_BENCH{n:015d}", defaults={"name": f"Feedstock {n}"}
+            account=account,
+            isometric_id=f"ftt_BENCH{n:015d}",
+            defaults={"name": f"Feedstock {n}"},
         )[0]
         for n in range(6)
     ]
@@ -84,6 +90,7 @@ def build(rows: int) -> None:
             batches = ProductionBatch.objects.bulk_create(
                 [
                     ProductionBatch(
+                        account=account,
                         facility=facilities[n % 8],
                         supplier_reference_id=f"KILN-{n % 8}-{n:08d}",
                         display_name=f"Kiln {n % 8} run {n}",
@@ -137,13 +144,15 @@ def main() -> None:
     configure(args)
     build(args.rows)
 
+    from django.contrib.auth.models import User
     from django.test import Client
 
     from batches.models import Facility, ProductionBatch
     from batches.selectors import Cursor
 
     client = Client(headers={"host": "localhost"})
-    client.login(username="bench", password="bench")
+    # Not login(): login throttling needs the request a test client's login does not pass.
+    client.force_login(User.objects.get(username="bench"))
     deep_row = ProductionBatch.objects.order_by("started_at", "pk")[args.rows // 10]
     deep_cursor = Cursor.of(deep_row).encode()
     admin_deep_page = (args.rows * 9 // 10) // 100
@@ -159,8 +168,8 @@ def main() -> None:
         ("search", f"/batches/?q={term}", f"/admin/batches/productionbatch/?q={term}"),
         (
             "filtered search",
-            f"/batches/?q=run&facility={facility.isometric_id}&sync_status=synced",
-            f"/admin/batches/productionbatch/?q=run&facility__isometric_id__exact={facility.isometric_id}&sync_status__exact=synced",
+            f"/batches/?q=run&facility={facility.pk}&sync_status=synced",
+            f"/admin/batches/productionbatch/?q=run&facility__id__exact={facility.pk}&sync_status__exact=synced",
         ),
     ]
     db = os.environ["DATABASE_URL"].split(":", 1)[0]

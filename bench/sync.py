@@ -70,8 +70,6 @@ def make_account(emulator: EmulatorProcess):  # type: ignore[no-untyped-def]
     from batches.models import Facility, FeedstockType
     from portal.models import Environment, IsometricAccount
 
-    Facility.objects.get_or_create(isometric_id=FACILITY_ID, defaults={"name": "Kiln"})
-    FeedstockType.objects.get_or_create(isometric_id=FEEDSTOCK_TYPE_ID, defaults={"name": "Wood"})
     account = IsometricAccount(
         name="Bench", environment=Environment.CUSTOM, base_url=emulator.base_url
     )
@@ -79,6 +77,12 @@ def make_account(emulator: EmulatorProcess):  # type: ignore[no-untyped-def]
         client_secret=emulator.client_secret, access_token=emulator.access_token
     )
     account.save()
+    Facility.objects.get_or_create(
+        account=account, isometric_id=FACILITY_ID, defaults={"name": "Kiln"}
+    )
+    FeedstockType.objects.get_or_create(
+        account=account, isometric_id=FEEDSTOCK_TYPE_ID, defaults={"name": "Wood"}
+    )
     return account
 
 
@@ -87,8 +91,8 @@ def make_pending(account, count: int) -> None:  # type: ignore[no-untyped-def]
     from tests.factories import make_pending_batches
 
     ProductionBatch.objects.all().delete()
-    facility = Facility.objects.get(isometric_id=FACILITY_ID)
-    feedstock_type = FeedstockType.objects.get(isometric_id=FEEDSTOCK_TYPE_ID)
+    facility = Facility.objects.get(account=account, isometric_id=FACILITY_ID)
+    feedstock_type = FeedstockType.objects.get(account=account, isometric_id=FEEDSTOCK_TYPE_ID)
     make_pending_batches(account, facility, feedstock_type, count)
 
 

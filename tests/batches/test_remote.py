@@ -8,7 +8,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from batches import sync
-from batches.models import Facility, ProductionBatch
+from batches.models import ProductionBatch
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
 from tests.factories import make_account, make_user
@@ -88,7 +88,7 @@ def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
 ) -> None:
     sync.pull(account)
     first, second, *_ = emulator.production_batches()
-    Facility.objects.filter(isometric_id=first["facility_id"]).update(name="Kiln Nørth")
+    account.facilities.filter(isometric_id=first["facility_id"]).update(name="Kiln Nørth")
     mirrored = ProductionBatch.objects.get(remote_id=first["id"])
     ProductionBatch.objects.filter(remote_id=second["id"]).delete()
 

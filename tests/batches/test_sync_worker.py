@@ -48,7 +48,6 @@ def test_500_batches_through_faults_are_each_created_exactly_once(
     emulator: Emulator, pending_batches: FeedBatches, settings: Settings
 ) -> None:
     settings.SYNC_BACKOFF_BASE = 0
-    settings.SYNC_MAX_ATTEMPTS = 60
     references = pending_batches(500)
     emulator.configure(
         error_500_rate=0.1,

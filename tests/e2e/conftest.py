@@ -118,17 +118,17 @@ def account(emulator: Emulator, operator: User) -> IsometricAccount:
 
 
 @pytest.fixture
-def known_facility(emulator: Emulator, transactional_db: None) -> Facility:
+def known_facility(emulator: Emulator, account: IsometricAccount) -> Facility:
     [facility, *_] = emulator.facilities()
-    return Facility.objects.create(isometric_id=facility["id"], name="Kiln A")
+    return Facility.objects.create(account=account, isometric_id=facility["id"], name="Kiln A")
 
 
 @pytest.fixture
-def known_feedstock_type(emulator: Emulator, transactional_db: None) -> FeedstockType:
+def known_feedstock_type(emulator: Emulator, account: IsometricAccount) -> FeedstockType:
     # Named as in Isometric: the worker's pulls rename it otherwise, under the test's feet.
     [feedstock_type, *_] = emulator.feedstock_types()
     return FeedstockType.objects.create(
-        isometric_id=feedstock_type["id"], name=feedstock_type["name"]
+        account=account, isometric_id=feedstock_type["id"], name=feedstock_type["name"]
     )
 
 
