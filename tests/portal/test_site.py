@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_user
+from tests.factories import make_account, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +155,7 @@ def test_every_page_but_login_and_healthz_needs_login(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_login_with_good_and_bad_password(client: Client) -> None:
-    make_user("olivia", operator=True)
+    make_account(members=(make_user("olivia", operator=True),))
     bad = client.post(reverse("login"), {"username": "olivia", "password": "wrong"})
     assert bad.status_code == 200
     assert "Please enter a correct username and password" in bad.content.decode()
@@ -200,3 +200,13 @@ def test_ensure_admin_creates_one_admin_once() -> None:
     assert out.getvalue().count("Created the first admin. Log in as admin / ") == 1
     password = out.getvalue().rsplit("/ ", 1)[1].strip()
     assert User.objects.get(is_superuser=True).check_password(password)
+
+
+@pytest.mark.django_db
+def test_a_user_in_no_account_is_not_offered_to_record_a_batch(client: Client) -> None:
+    client.force_login(make_user("nadia", operator=True))
+
+    home = client.get(reverse("dashboard")).content.decode()
+
+    assert reverse("batches:create") not in home
+    assert "You are not a member of any Isometric account yet" in home
