@@ -1,11 +1,13 @@
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from batches import sync
 from batches.forms import BatchFilterForm, ProductionBatchForm
-from batches.models import Facility, FeedstockType
+from batches.models import Facility, FeedstockType, ProductionBatch
 from portal.models import IsometricAccount
 from tests.factories import batch_form_data, make_batch
 
@@ -228,3 +230,24 @@ def test_filter_values_out_of_range_are_field_errors(params: dict[str, str]) -> 
     assert not form.is_valid()
     assert set(form.errors) == set(params)
     assert form.filters() == {}
+
+
+def test_the_largest_mass_accepted_reads_back_everywhere(
+    data: dict[str, Any], operator_client: Any
+) -> None:
+    form = batch_form(
+        {
+            **data,
+            "mass_magnitude": "999999999.999999",
+            "mass_standard_deviation": "999999999.999999",
+            "confirm_unusual": "on",
+        }
+    )
+    assert form.is_valid(), form.errors
+    batch = form.save()
+
+    assert ProductionBatch.objects.get(pk=batch.pk).mass_magnitude == Decimal("999999999.999999")
+    assert operator_client.get("/batches/").status_code == 200
+    assert operator_client.get(f"/batches/{batch.pk}/").status_code == 200
+    [claim] = sync.claim_due(10)
+    assert claim.batch.mass_standard_deviation == Decimal("999999999.999999")
