@@ -265,7 +265,7 @@ class _Exchange:
             self._json(401, {"detail": "Not authenticated"})
         elif mode == "echo_secret":
             self._echo_secret()
-        elif mode == "flaky_pages" and self.page_number % 2 == 0:
+        elif mode == "flaky_pages" and self._is_batch_page() and self.page_number % 2 == 0:
             wait = self.hostile.retry_after
             self._json(503, {"detail": "Unavailable"}, {"Retry-After": wait} if wait else {})
         elif mode == "html":
@@ -286,12 +286,15 @@ class _Exchange:
             status, data = self._route()
             self._json(status, data)
 
+    def _is_batch_page(self) -> bool:
+        return self.received.method == "GET" and self.path == "/production_batches"
+
     def _broken_status(self) -> int:
         return self.hostile.error_status or 200
 
     def _route(self) -> tuple[int, object]:
         method, path = self.received.method, self.path
-        if method == "GET" and path == "/production_batches":
+        if self._is_batch_page():
             return self._batch_page()
         if method == "POST" and path == "/production_batches":
             return self._create()

@@ -204,21 +204,27 @@ class _Mirror:
         return self._without_taken_references(mirrorable)
 
     def _without_taken_references(self, nodes: list[RemoteBatch]) -> list[RemoteBatch]:
-        """A supplier reference is unique in the account: a remote batch new here whose
-        reference another batch already has (with another Isometric id) cannot be stored."""
+        """A supplier reference is unique in the account: a remote batch cannot be stored under a
+        reference another batch here has (one with another Isometric id, or one not yet sent
+        when another batch already has this one's id), or an earlier node of the page took."""
         references = {node.supplier_reference_id for node in nodes if node.supplier_reference_id}
-        holders = dict(
-            self.account.batches.filter(supplier_reference_id__in=references)
-            .exclude(remote_id=None)
-            .values_list("supplier_reference_id", "remote_id")
-        )
+        rows = self.account.batches.filter(
+            Q(supplier_reference_id__in=references) | Q(remote_id__in=[node.id for node in nodes])
+        ).values_list("supplier_reference_id", "remote_id")
+        holders: dict[str, str | None] = dict(rows)
+        held_ids = {remote_id for _, remote_id in rows}
         kept = []
         for node in nodes:
-            holder = holders.get(node.supplier_reference_id or "")
-            if holder is not None and holder != node.id:
-                reason = f"its supplier reference is already the batch {holder}'s"
-                self.result.skipped.append(f"{node.id}: {reason}")
+            reference = node.supplier_reference_id or ""
+            holder = holders.get(reference, node.id) if reference else node.id
+            if holder is None and node.id not in held_ids:
+                holder = node.id  # a batch not yet sent, which this remote batch is: adopted
+            if holder != node.id:
+                whose = f"the batch {holder}'s" if holder else "a batch's not yet sent"
+                self.result.skipped.append(f"{node.id}: its supplier reference is already {whose}")
                 continue
+            if reference:
+                holders[reference] = node.id
             kept.append(node)
         return kept
 
