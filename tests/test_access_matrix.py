@@ -24,6 +24,7 @@ from django.db import connection, models, transaction
 from django.http import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from pytest_django import DjangoDbBlocker
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncAttempt, SyncStatus
 from batches.roles import OPERATORS
@@ -264,6 +265,13 @@ HOLES: dict[tuple[str, str, str], str] = {
     for method in ("GET", "POST")
 }
 
+# What a refusal must say, besides its status: (entry, role) → text in the page.
+SAYS = {
+    ("batches:create /batches/new/", "operator_none"): (
+        "You are not a member of any Isometric account"
+    ),
+}
+
 # Query strings sent with every request to these patterns.
 QUERIES = {
     "admin:autocomplete": {
@@ -357,7 +365,7 @@ def build_world(emulator: Emulator) -> World:
 
 @pytest.fixture(scope="module")
 def world(
-    django_db_setup: None, django_db_blocker: Any, emulator_server: Emulator
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, emulator_server: Emulator
 ) -> Iterator[World]:
     """Built once for the module, in a transaction rolled back at its end; each test's own
     changes are rolled back after it (its savepoint)."""
@@ -505,7 +513,7 @@ def post_data(entry: str, world: World) -> dict[str, Any]:
         return {
             "account": b[IsometricAccount].pk,
             "name": "Moved",
-            "isometric_id": isometric_id("fcl"),
+            "isometric_id": isometric_id("new"),
         }
     if model is ProductionBatch:
         b_facility, b_feedstock_type = b[Facility], b[FeedstockType]
@@ -532,6 +540,8 @@ def answer(response: HttpResponseBase) -> str:
 
 
 def cases() -> Iterator[Any]:
+    """Each entry of each URL pattern, for each role and method. A pattern without an entry has
+    no case: test_every_url_pattern_has_an_entry fails instead."""
     for pattern in url_patterns():
         for entry in (e for e in MATRIX if split(e)[0] == pattern):
             for role in ROLES:
@@ -578,6 +588,8 @@ def test_access(client: Client, world: World, entry: str, role: str, method: str
     got = answer(response)
     where = f" → {response['Location']}" if response.status_code in (301, 302) else ""
     assert got == want, f"{method} {url} as {role}: {got}{where}, expected {want}"
+    if says := SAYS.get((entry, role)):
+        assert says in response.content.decode(), f"{method} {url} as {role} does not say why"
     if method == "POST":
         after = rows()
         if want != "302":
