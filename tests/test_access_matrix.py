@@ -127,9 +127,10 @@ MATRIX: dict[str, Row] = {
     "admin:jsi18n /admin/jsi18n/":
         ("alogin alogin alogin alogin 200    200    200",
          "alogin alogin alogin alogin 405    405    405"),
-    # "View on site" of a batch: a redirect to its page in the portal.
+    # "View on site" of a batch: a redirect to its page in the portal, for whoever may see
+    # the batch in the admin.
     "admin:view_on_site /admin/r/<path:content_type_id>/<path:object_id>/ [A]":
-         "alogin alogin alogin alogin 302    302    302",
+         "alogin alogin alogin alogin 302    404    302",
     "admin:view_on_site /admin/r/<path:content_type_id>/<path:object_id>/ [B]":
          "alogin alogin alogin alogin 404    404    302",
     "admin:app_list /admin/^(?P<app_label>auth|axes|portal|batches)/$ [auth]":
@@ -251,19 +252,6 @@ MATRIX |= {
     **model_admin("batches.productionbatch", ACCOUNT_SCOPED),
 }
 # fmt: on
-
-# Where the code does not do what the policy says: (entry, role, method) → what happens instead.
-# Each is expected to fail (strictly: once the hole is closed, remove its line).
-VIEW_ON_SITE_B = "admin:view_on_site /admin/r/<path:content_type_id>/<path:object_id>/ [B]"
-HOLES: dict[tuple[str, str, str], str] = {
-    (VIEW_ON_SITE_B, role, method): (
-        "the admin's view-on-site shortcut redirects a member of A to B's batch page (302 to "
-        "/batches/<pk>/) instead of 404: it looks any object up unscoped, so whether B has a "
-        "batch of that pk shows"
-    )
-    for role in ("staff_a", "credential_admin")
-    for method in ("GET", "POST")
-}
 
 # What a refusal must say, besides its status: (entry, role) → text in the page.
 SAYS = {
@@ -546,11 +534,7 @@ def cases() -> Iterator[Any]:
         for entry in (e for e in MATRIX if split(e)[0] == pattern):
             for role in ROLES:
                 for method in ("GET", "POST"):
-                    hole = HOLES.get((entry, role, method))
-                    marks = [pytest.mark.xfail(strict=True, reason=f"HOLE: {hole}")] if hole else []
-                    yield pytest.param(
-                        entry, role, method, marks=marks, id=f"{entry} | {role} | {method}"
-                    )
+                    yield pytest.param(entry, role, method, id=f"{entry} | {role} | {method}")
 
 
 def test_every_url_pattern_has_an_entry() -> None:

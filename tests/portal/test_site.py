@@ -210,3 +210,11 @@ def test_a_user_in_no_account_is_not_offered_to_record_a_batch(client: Client) -
 
     assert reverse("batches:create") not in home
     assert "You are not a member of any Isometric account yet" in home
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/admin/r/nope/1/", "/admin/r/99999999999999999999/1/"])
+def test_view_on_site_of_no_content_type_is_404(client: Client, path: str) -> None:
+    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+
+    assert client.get(path).status_code == 404
