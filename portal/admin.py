@@ -2,7 +2,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -104,6 +105,21 @@ class IsometricAccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[IsometricAccount]:
         """A credential admin manages the accounts they are a member of; a superuser, all."""
         return accounts_of(request.user)
+
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField | None:
+        if db_field.name == "members" and not request.user.is_superuser:
+            # The people of the admin's organisations, and those in none yet: not another
+            # organisation's.
+            kwargs["queryset"] = (
+                get_user_model()
+                .objects.filter(
+                    Q(isometric_accounts=None) | Q(isometric_accounts__in=accounts_of(request.user))
+                )
+                .distinct()
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

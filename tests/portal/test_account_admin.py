@@ -129,6 +129,25 @@ def test_a_credential_admin_manages_only_the_accounts_they_are_in(client: Client
     assert IsometricAccount.objects.get(name="New Co").members.filter(pk=admin.pk).exists()
 
 
+def test_a_credential_admin_adds_members_from_their_organisations_or_none(
+    client: Client,
+) -> None:
+    mine, theirs = make_account("Mine"), make_account("Theirs")
+    admin = make_user("cora", is_staff=True)
+    admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    mine.members.add(admin, make_user("colleague"))
+    theirs.members.add(make_user("outsider"))
+    make_user("newcomer")
+    client.force_login(admin)
+
+    page = client.get(change_url(mine)).content.decode()
+    assert "colleague" in page and "newcomer" in page and "outsider" not in page
+    outsider = theirs.members.get()
+    refused = client.post(change_url(mine), account_form(name="Mine", members=[outsider.pk]))
+    assert "Select a valid choice" in refused.content.decode()
+    assert not mine.members.filter(pk=outsider.pk).exists()
+
+
 def test_operators_cannot_reach_the_accounts(client: Client) -> None:
     account = make_account()
     client.force_login(make_user("ops", operator=True))
