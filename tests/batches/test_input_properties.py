@@ -362,11 +362,15 @@ def query(params: dict[str, str]) -> QueryDict:
 
 
 def assert_reads_back(client: Client, admin_client: Client, url: str) -> None:
-    """The saved batch loads on every page that shows it, and the sync worker can take it."""
+    """The saved batch loads on every page that shows it, its names find it, and the sync
+    worker can take it."""
     pk = int(url.strip("/").rsplit("/", 1)[-1])
     for path in ("/batches/", url, f"{url}edit/"):
         assert client.get(path).status_code == 200, path
     assert client.get("/batches/", headers=HTMX).status_code == 200
+    batch = ProductionBatch.objects.get(pk=pk)
+    for term in filter(None, (batch.supplier_reference_id, batch.display_name)):
+        assert f'href="{url}"' in page_text(client.get("/batches/", {"q": term})), term
     for path in ("/admin/batches/productionbatch/", f"/admin/batches/productionbatch/{pk}/change/"):
         assert admin_client.get(path).status_code == 200, path
     claims = sync.claim_due(10)
