@@ -444,10 +444,12 @@ class RemoteBatchesForm(forms.Form):
         return "after" in self.errors or "before" in self.errors
 
     def page_request(self) -> PageRequest:
-        """Call after is_valid(): the page asked for, the first one when its link is broken."""
+        """Call after is_valid(): the page asked for, the first one when its link is broken.
+        A link with both markers goes back, as the batch list does: Isometric refuses both."""
+        before = self.cleaned_data.get("before", "")
         return PageRequest(
             size=self.cleaned_data.get("size") or DEFAULT_REMOTE_PAGE_SIZE,
-            after=self.cleaned_data.get("after", ""),
-            before=self.cleaned_data.get("before", ""),
+            after="" if before else self.cleaned_data.get("after", ""),
+            before=before,
             supplier_reference_id=self.cleaned_data.get("ref", ""),
         )

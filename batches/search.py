@@ -11,7 +11,8 @@ from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Lower
 
 from batches.models import ProductionBatch
 
@@ -68,13 +69,15 @@ def _sqlite_search_objects(connection: BaseDatabaseWrapper) -> int:
 
 
 def matching(batches: QuerySet[ProductionBatch], term: str) -> QuerySet[ProductionBatch]:
-    term = term.lower()
+    """The batches whose search text contains `term`, whatever the case of the letters the
+    database folds. It lowers the term as it lowered the text: SQLite's lower() changes ASCII
+    letters only, so a term lowered by Python missed "É" in SQLite's copy of "ÉTÉ"."""
     connection = connections[batches.db]
     if connection.vendor == "sqlite" and len(term) >= 3:
         ids = _sqlite_trigram_matches(connection, term)
         if len(ids) < RARE_TERM_LIMIT:
             return batches.filter(pk__in=ids)
-    return batches.filter(search_text__contains=term)
+    return batches.filter(search_text__contains=Lower(Value(term)))
 
 
 def _sqlite_trigram_matches(connection: BaseDatabaseWrapper, term: str) -> list[int]:
@@ -82,7 +85,8 @@ def _sqlite_trigram_matches(connection: BaseDatabaseWrapper, term: str) -> list[
     pattern = "".join(f"[{char}]" if char in "*?[" else char for char in term)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT rowid FROM batches_search WHERE search_text GLOB %s LIMIT %s",
-            [f"*{pattern}*", RARE_TERM_LIMIT],
+            "SELECT rowid FROM batches_search WHERE search_text GLOB '*' || lower(%s) || '*' "
+            "LIMIT %s",
+            [pattern, RARE_TERM_LIMIT],
         )
         return [row[0] for row in cursor.fetchall()]

@@ -1,12 +1,23 @@
-"""Fixtures for the whole suite: a local Isometric emulator over real HTTP, and a client for it."""
+"""Fixtures for the whole suite: a local Isometric emulator over real HTTP, and a client for it.
+Also Hypothesis's profiles."""
 
+import os
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 
 from isometric.client import Client
 from isometric.emulator import Emulator
 from tests.hostile import HostileIsometric
+
+# In CI the property tests draw the same examples on every run and both databases: a red build
+# is then never a new random draw, and CI=1 replays it anywhere (print_blob gives the exact
+# example too). Developers' runs draw new examples each time, and replay their own failures
+# first from .hypothesis/.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

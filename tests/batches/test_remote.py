@@ -172,6 +172,21 @@ def test_a_stale_or_tampered_cursor_gets_a_clear_message_and_a_way_back(
     assert 'href="/batches/isometric/?size=25"' in page and "Go to the first page" in page
 
 
+def test_a_link_with_both_page_markers_goes_back_from_before(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    """Isometric refuses `after` with `before`: the portal sends `before` alone, as its own
+    list reads such a link."""
+    expected = [
+        b["supplier_reference_id"] or "no supplier reference" for b in emulator.production_batches()
+    ]
+    second = client.get(link(client.get(URL, {"size": 10}).content.decode(), "next"))
+
+    page = client.get(link(second.content.decode(), "prev") + "&after=bm90LWEtY3Vyc29y")
+
+    assert references(page.content.decode()) == expected[:10]
+
+
 def test_an_unknown_page_size_is_refused_at_its_field_and_the_default_used(
     client: Client, account: IsometricAccount
 ) -> None:

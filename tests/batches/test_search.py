@@ -29,6 +29,13 @@ def test_search_follows_edits_and_deletes() -> None:
     assert found("oak") == []
 
 
+@pytest.mark.parametrize("term", ["ÉT", "É-A", "ÉTÉ-aB1"])
+def test_a_batch_is_found_by_its_own_non_ascii_reference(term: str) -> None:
+    """The database lowers the term as it lowered the text (SQLite only ASCII letters)."""
+    make_batch(supplier_reference_id="ÉTÉ-Ab1")
+    assert found(term) == ["ÉTÉ-Ab1"]
+
+
 def test_common_terms_are_found_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "RARE_TERM_LIMIT", 3)
     for n in range(5):
