@@ -220,19 +220,7 @@ class BatchPost:
     zone: str
 
 
-FORM_FIELDS = (
-    "account",
-    "facility",
-    "feedstock_types",
-    "supplier_reference_id",
-    "display_name",
-    "started_at",
-    "ended_at",
-    "mass_magnitude",
-    "mass_unit",
-    "mass_standard_deviation",
-    "confirm_unusual",
-)
+FORM_FIELDS = tuple(ProductionBatchForm.base_fields)
 
 
 @st.composite
