@@ -1,6 +1,6 @@
 """Isometric accounts: who may use which, and whether their credentials work."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -9,7 +9,6 @@ from django.views.decorators.debug import sensitive_variables
 from isometric.errors import AuthenticationFailed, IsometricError, TransportError
 from portal import crypto
 from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount
-from portal.prepared import prepared_query
 
 CREDENTIAL_ADMINS = "Credential admins"
 
@@ -20,36 +19,22 @@ def accounts_of(user: AbstractBaseUser | AnonymousUser) -> QuerySet[IsometricAcc
         return IsometricAccount.objects.all()
     if not user.is_authenticated:
         return IsometricAccount.objects.none()
-    return _member_accounts(user.pk)
-
-
-def _member_accounts(user_pk: int) -> QuerySet[IsometricAccount]:
-    return IsometricAccount.objects.filter(members__pk=user_pk)
-
-
-# Every page asks for them, and "In Isometric" waits for them before it can ask Isometric.
-_prepared_member_accounts = prepared_query(lambda: _member_accounts(0))
+    return IsometricAccount.objects.filter(members__pk=user.pk)
 
 
 def request_accounts(request: HttpRequest) -> list[IsometricAccount]:
     """The requesting user's accounts, queried once however many parts of the page ask."""
     accounts: list[IsometricAccount] | None = getattr(request, "_isometric_accounts", None)
     if accounts is None:
-        user = request.user
-        if user.is_authenticated and not user.is_superuser:
-            accounts = _prepared_member_accounts(user.pk)
-        else:
-            accounts = list(accounts_of(user))
+        accounts = list(accounts_of(request.user))
         request._isometric_accounts = accounts  # type: ignore[attr-defined]
     return accounts
 
 
-def is_credential_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
-    if not user.is_active or not getattr(user, "is_staff", False):
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    return Group.objects.filter(name=CREDENTIAL_ADMINS, user__pk=user.pk).exists()
+def is_credential_admin(user: User | AnonymousUser) -> bool:
+    """Staff who may change accounts' credentials: the Credential admins group's permission
+    (portal.roles), which the account admin checks too, and every superuser."""
+    return getattr(user, "is_staff", False) and user.has_perm("portal.change_isometricaccount")
 
 
 def accounts_needing_attention(

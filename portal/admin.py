@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from portal.accounts import accounts_of, check_connection, is_credential_admin
+from portal.accounts import accounts_of, check_connection
 from portal.models import ConnectionStatus, Environment, IsometricAccount
 
 SECRET_FIELDS = ("client_secret", "access_token")
@@ -127,22 +127,7 @@ class IsometricAccountAdmin(admin.ModelAdmin):
             # Otherwise the account would vanish from its creator's list once saved.
             form.instance.members.add(request.user)
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_credential_admin(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return is_credential_admin(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return is_credential_admin(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return is_credential_admin(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return is_credential_admin(request.user)
-
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[IsometricAccount]) -> None:
         for account in queryset:
             check_connection(account)

@@ -47,8 +47,10 @@ INSTALLED_APPS = [
 ]
 
 # Axes refuses a locked-out login before the model backend checks the password.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "portal.backends.ModelBackend"]
-SESSION_ENGINE = "portal.sessions"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
