@@ -56,11 +56,17 @@ def remote_batch_list(request: HtmxHttpRequest) -> HttpResponse:
     if form.stale_page:
         messages.warning(request, _STALE_PAGE)
     account = form.chosen_account()
-    pending = remote.PendingPage(account, form.page_request()) if account else None
+    page, problem = None, None
+    if account:
+        try:
+            page = remote.remote_page(account, form.page_request())
+        except remote.RemoteUnavailable as exc:
+            problem = exc
     context = {
         "form": form,
         "account": account,
-        "remote": pending,
+        "page": page,
+        "problem": problem,
         "query": _query_without_cursor(request),
     }
     if _wants_fragment(request):

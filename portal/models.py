@@ -1,6 +1,7 @@
 import base64
 import binascii
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -163,23 +164,33 @@ def token_expiry(token: str) -> datetime | None:
 
 
 class Clients:
-    """Isometric clients by account, each kept for its connection and replaced when the
-    account's credentials change. A requests session is not to be shared: one per thread."""
+    """Isometric clients by account, one each, kept for its connections and replaced when the
+    account's credentials change.
+
+    Safe to share between threads, so the web process keeps a single instance (batches.remote)
+    and every request thread reuses the account's connections: a lock guards the registry, and
+    a client's requests.Session takes a connection from its urllib3 pool for each request, and
+    that pool is thread-safe. A worker may as well keep one of its own.
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._clients: dict[int, tuple[datetime, Client]] = {}
 
     def get(self, account: IsometricAccount) -> Client:
-        held = self._clients.get(account.pk)
-        if held is not None and held[0] == account.updated_at:
-            return held[1]
+        with self._lock:
+            held = self._clients.get(account.pk)
+            if held is not None and held[0] == account.updated_at:
+                return held[1]
+            client = account.client()
+            self._clients[account.pk] = (account.updated_at, client)
         if held is not None:
+            # A request still using it finishes: closing only drops the idle connections.
             held[1].close()
-        client = account.client()
-        self._clients[account.pk] = (account.updated_at, client)
         return client
 
     def close(self) -> None:
-        for _, client in self._clients.values():
+        with self._lock:
+            held, self._clients = list(self._clients.values()), {}
+        for _, client in held:
             client.close()
-        self._clients.clear()

@@ -1,6 +1,7 @@
 """The "In Isometric" page: the account's batches live from the emulator, a page at a time."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
@@ -8,8 +9,10 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from batches import sync
-from batches.models import ProductionBatch
+from batches.models import Facility, ProductionBatch
+from isometric.client import Client as IsometricClient
 from isometric.emulator import Emulator
+from isometric.models import Mass, NewProductionBatch
 from portal.models import IsometricAccount
 from tests.factories import make_account, make_user
 
@@ -71,6 +74,17 @@ def test_pages_forward_and_back_by_cursor_with_the_total(
     assert "size=50" in link(back, "next")
 
 
+def test_consecutive_pages_reuse_one_connection_to_isometric(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    first = client.get(URL, {"size": 10}).content.decode()
+    second = client.get(link(first, "next")).content.decode()
+    client.get(link(second, "prev"))
+
+    assert api_calls(emulator) == 3
+    assert emulator.stats()["connections_opened"] == 1
+
+
 @pytest.mark.parametrize("size", [10, 25, 50])
 def test_each_page_size_costs_one_api_call_per_page(
     client: Client, account: IsometricAccount, emulator: Emulator, size: int
@@ -97,6 +111,45 @@ def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
     assert f'href="/batches/{mirrored.pk}/">Open</a>' in page
     assert page.count("Not in the portal yet") == 1
     assert "<td>Kiln Nørth</td>" in page  # the portal's name for Isometric's facility id
+
+
+def test_isometric_s_text_is_escaped_and_its_times_are_in_the_portal_s_time_zone(
+    client: Client,
+    account: IsometricAccount,
+    emulator: Emulator,
+    isometric_client: IsometricClient,
+    settings: Settings,
+) -> None:
+    settings.TIME_ZONE = "Europe/Berlin"
+    named, unnamed = emulator.facilities()[:2]
+    Facility.objects.create(account=account, isometric_id=named["id"], name="Kiln <North>")
+    for facility, reference, name in [
+        (named, "R&D-1", '<script>alert("x")</script>'),
+        (unnamed, "R&D-2", None),
+    ]:
+        isometric_client.create_production_batch(
+            NewProductionBatch(
+                facility_id=facility["id"],
+                feedstock_type_ids=emulator.feedstock_type_ids[:1],
+                supplier_reference_id=reference,
+                started_at=datetime(2026, 3, 4, 23, 30, tzinfo=UTC),
+                ended_at=datetime(2026, 3, 5, 1, 0, tzinfo=UTC),
+                mass=Mass(magnitude=12.5, unit="tonne"),
+                display_name=name,
+            )
+        )
+
+    first = client.get(URL, {"ref": "R&D-1"}).content.decode()
+    second = client.get(URL, {"ref": "R&D-2"}).content.decode()
+
+    assert "<script>" not in first
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in first
+    assert '<div class="sub">R&amp;D-1</div>' in first
+    assert "<td>Kiln &lt;North&gt;</td>" in first  # the portal's name for the facility
+    assert f"<td>{unnamed['id']}</td>" in second  # else Isometric's id
+    assert "<td>5 Mar 2026 00:30</td>" in first  # in the portal's time zone
+    assert '<td class="num">12.500 tonne</td>' in first
+    assert "Not in the portal yet" in first
 
 
 def test_a_lookup_by_supplier_reference_uses_the_api_filter(
