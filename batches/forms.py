@@ -45,14 +45,6 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d")
 
 
-class PlainSelect(forms.Select):
-    """A select with neither option groups nor attributes on its options, in one template.
-    Django's own includes two templates for every option, which showed in the list's render time.
-    """
-
-    template_name = "batches/widgets/plain_select.html"
-
-
 def reference_taken(
     reference: str, account: IsometricAccount, exclude_pk: int | None = None
 ) -> bool:
@@ -330,19 +322,16 @@ class BatchFilterForm(forms.Form):
         queryset=Facility.objects.none(),
         required=False,
         empty_label="All facilities",
-        widget=PlainSelect,
     )
     feedstock_type = AccountRowChoiceField(
         queryset=FeedstockType.objects.none(),
         required=False,
         empty_label="All feedstock types",
-        widget=PlainSelect,
     )
     sync_status = forms.ChoiceField(
         label="Status",
         choices=[("", "Any status"), *SyncStatus.choices],
         required=False,
-        widget=PlainSelect,
     )
     started_from = forms.DateField(
         label="Started from", required=False, widget=DateInput, validators=DATE_BOUNDS
@@ -406,14 +395,12 @@ class RemoteBatchesForm(forms.Form):
         required=False,
         empty_label=None,
         label="Isometric account",
-        widget=PlainSelect,
     )
     size = forms.TypedChoiceField(
         label="Per page",
         choices=[(size, size) for size in PAGE_SIZES],
         coerce=int,
         required=False,
-        widget=PlainSelect,
     )
     ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
     # Isometric's page markers, carried by the pager's links.

@@ -210,11 +210,6 @@ class ProductionBatch(models.Model):
         return reverse("batches:detail", args=[self.pk])
 
     @property
-    def sync_status_label(self) -> str:
-        # get_sync_status_display() rebuilds a dict of the choices on every call; a list shows 25.
-        return SyncStatus(self.sync_status).label
-
-    @property
     def is_editable(self) -> bool:
         """A synced batch is final (Isometric has no PATCH); one being pushed must not change."""
         return self.sync_status not in (SyncStatus.SYNCED, SyncStatus.SYNCING)

@@ -247,12 +247,12 @@ def test_chosen_filters_stay_chosen(operator_client: Client) -> None:
     assert '<select name="facility" id="id_facility">' in page
 
 
-def test_masses_are_written_as_people_write_them(operator_client: Client) -> None:
+def test_masses_show_three_decimals_and_whole_ones_none(operator_client: Client) -> None:
     make_batch(mass_magnitude=Decimal("100.000"))
     make_batch(mass_magnitude=Decimal("12.500"))
     html = operator_client.get(LIST).content.decode()
     assert '<td class="num">100 tonne</td>' in html
-    assert '<td class="num">12.5 tonne</td>' in html
+    assert '<td class="num">12.500 tonne</td>' in html
 
 
 def test_start_times_are_shown_in_the_portal_time_zone(operator_client: Client) -> None:

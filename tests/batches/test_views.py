@@ -122,7 +122,7 @@ def test_detail_shows_every_field_and_the_sync_state(operator_client: Client) ->
         batch.facility.name,
         batch.facility.isometric_id,
         batch.feedstock_types.get().name,
-        "100 tonne ± 0.25",
+        "100 tonne ± 0.250",
         "ptb_ABCDEFGHJKMNPQRS",
         'badge-synced">Synced<',
         "Biochar",
