@@ -377,6 +377,23 @@ class BatchFilterForm(forms.Form):
         }
 
 
+class BatchStatusesForm(forms.Form):
+    """Which batches' status badges a list page asks for: their ids, comma-separated, at most
+    a page's worth."""
+
+    ids = forms.CharField(max_length=1000)
+
+    def clean_ids(self) -> list[int]:
+        ids = self.cleaned_data["ids"].split(",")
+        if len(ids) > settings.BATCH_PAGE_SIZE:
+            raise forms.ValidationError(
+                f"Ask for at most {settings.BATCH_PAGE_SIZE} batches at a time."
+            )
+        if not all(_is_row_id(pk) for pk in ids):
+            raise forms.ValidationError("Give batch ids as whole numbers separated by commas.")
+        return sorted({int(pk) for pk in ids})
+
+
 def _cursor(token: str) -> Cursor | None:
     if not token:
         return None

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ LIST_COLUMNS = (
     "mass_magnitude",
     "mass_unit",
     "sync_status",
-    # Whether the row's badge keeps watching (ProductionBatch.is_in_motion), and a mark.
+    # Whether the page keeps watching the row's badge (ProductionBatch.is_in_motion), and a mark.
     "account",
     "next_attempt_at",
     "deleted_in_isometric_at",
@@ -98,12 +99,34 @@ class BatchPage:
     def is_first(self) -> bool:
         return self.previous_cursor is None
 
+    @property
+    def in_motion(self) -> list[int]:
+        return in_motion(self.batches)
+
 
 def visible_batches(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ProductionBatch]:
     """The batches of the user's Isometric accounts: anything else is another organisation's."""
     if getattr(user, "is_superuser", False):
         return ProductionBatch.objects.all()
     return ProductionBatch.objects.filter(account__in=accounts_of(user).values("pk"))
+
+
+def watched_batches(
+    user: AbstractBaseUser | AnonymousUser, ids: Iterable[int]
+) -> list[ProductionBatch]:
+    """Those of these batches the user may see, with what their status badges show."""
+    return list(
+        visible_batches(user)
+        .filter(pk__in=ids)
+        .only("sync_status", "next_attempt_at")
+        .order_by("pk")
+    )
+
+
+def in_motion(batches: Iterable[ProductionBatch]) -> list[int]:
+    """The ids of the batches whose status may change within the minute: a page showing them
+    keeps asking for their badges."""
+    return [batch.pk for batch in batches if batch.is_in_motion]
 
 
 def filtered_batches(

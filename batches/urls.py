@@ -7,9 +7,9 @@ urlpatterns = [
     path("", views.batch_list, name="list"),
     path("new/", views.batch_create, name="create"),
     path("isometric/", views.remote_batch_list, name="remote"),
+    path("statuses/", views.batch_statuses, name="statuses"),
     path("<int:pk>/", views.batch_detail, name="detail"),
     path("<int:pk>/edit/", views.batch_edit, name="edit"),
-    path("<int:pk>/status/", views.batch_status, name="status"),
     path("<int:pk>/retry/", views.batch_retry, name="retry"),
     path("refresh/", views.refresh_from_isometric, name="refresh"),
 ]

@@ -2,14 +2,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from batches import remote, selectors, sync
 from batches.forms import (
     BatchFilterForm,
+    BatchStatusesForm,
     ProductionBatchForm,
     RemoteBatchesForm,
     rejection_by_label,
@@ -105,10 +106,17 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
-def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """A list row's status badge, which polls this while the batch is in motion."""
-    batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
-    return render(request, "batches/list.html#badge", {"batch": batch})
+@require_GET
+def batch_statuses(request: HttpRequest) -> HttpResponse:
+    """The status badges of a list page's batches in motion, asked for by the page every few
+    seconds in one request: each badge swaps itself in by its id, and the page's poller is
+    replaced by one watching the batches still in motion, or by nothing once all have settled."""
+    form = BatchStatusesForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors["ids"].as_text(), content_type="text/plain")
+    batches = selectors.watched_batches(request.user, form.cleaned_data["ids"])
+    context = {"batches": batches, "in_motion": selectors.in_motion(batches)}
+    return render(request, "batches/list.html#statuses", context)
 
 
 @permission_required("batches.change_productionbatch", raise_exception=True)

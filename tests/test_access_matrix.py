@@ -93,10 +93,13 @@ MATRIX: dict[str, Row] = {
     "batches:edit /batches/<int:pk>/edit/ [B]":
         ("login  404    200    404    404    403    200",
          "login  404    302    404    404    403    302"),
-    "batches:status /batches/<int:pk>/status/ [A]":
-         "login  200    404    404    200    403    200",
-    "batches:status /batches/<int:pk>/status/ [B]":
-         "login  404    200    404    404    403    200",
+    # Asked for the badge of A's (B's) batch (see QUERIES): another account's is left out.
+    "batches:statuses /batches/statuses/ [A]":
+        ("login  200    200    200    200    403    200",
+         "login  405    405    405    405    403    405"),
+    "batches:statuses /batches/statuses/ [B]":
+        ("login  200    200    200    200    403    200",
+         "login  405    405    405    405    403    405"),
     "batches:retry /batches/<int:pk>/retry/ [A]":
         ("login  405    405    405    405    403    405",
          "login  302    404    404    302    403    302"),
@@ -268,6 +271,8 @@ QUERIES = {
         "field_name": "facility",
     },
 }
+# Patterns whose query names an account's batch: its id, for the entry's target.
+BATCH_QUERIES = {"batches:statuses": "ids"}
 
 
 @dataclass
@@ -301,7 +306,13 @@ def build_world(emulator: Emulator) -> World:
         )
         for thing in (account, facility, feedstock_type, batch):
             objects[type(thing), target] = thing
-        markers[target] = [account.name, facility.name, feedstock_type.name, f"{name.upper()}-"]
+        markers[target] = [
+            account.name,
+            facility.name,
+            feedstock_type.name,
+            f"{name.upper()}-",
+            f'id="batch-{batch.pk}-status"',  # its badge, as the list and its poller show it
+        ]
     account_a, account_b = objects[IsometricAccount, "A"], objects[IsometricAccount, "B"]
     assert isinstance(account_a, IsometricAccount) and isinstance(account_b, IsometricAccount)
 
@@ -460,6 +471,13 @@ def url_for(entry: str, world: World) -> str:
     return path.replace("^", "").replace("$", "")
 
 
+def query_for(entry: str, world: World) -> dict[str, Any]:
+    name, target = entry.split(" ", 1)[0], split(entry)[1]
+    if name in BATCH_QUERIES:
+        return {BATCH_QUERIES[name]: world.objects[ProductionBatch, target].pk}
+    return QUERIES.get(name, {})
+
+
 def post_data(entry: str, world: World) -> dict[str, Any]:
     """What a POST sends: a real form where one can write into an account (always naming B's
     rows in the admin: a member of A must be refused), the confirmation of a delete, a "delete
@@ -558,7 +576,7 @@ MEMBERS = {"operator_a": "A", "staff_a": "A", "credential_admin": "A", "operator
 def test_access(client: Client, world: World, entry: str, role: str, method: str) -> None:
     want = expected(entry, role, method)
     url = url_for(entry, world)
-    query = QUERIES.get(entry.split(" ", 1)[0], {})
+    query = query_for(entry, world)
     if role in world.sessions:
         client.cookies[settings.SESSION_COOKIE_NAME] = world.sessions[role]
     before = rows() if method == "POST" else {}

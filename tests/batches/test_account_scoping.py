@@ -40,9 +40,10 @@ def test_another_account_s_batch_is_nowhere_to_be_seen(
     for url in [
         f"/batches/{other.pk}/",
         f"/batches/{other.pk}/edit/",
-        f"/batches/{other.pk}/status/",
     ]:
         assert client.get(url).status_code == 404, url
+    statuses = client.get("/batches/statuses/", {"ids": other.pk})
+    assert statuses.status_code == 200 and f"batch-{other.pk}-" not in statuses.content.decode()
     response = client.post(f"/batches/{other.pk}/edit/", {"display_name": "hijacked"})
     assert response.status_code == 404
     assert client.post(f"/batches/{other.pk}/retry/").status_code == 404

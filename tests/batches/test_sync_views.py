@@ -1,5 +1,6 @@
 """What operators see of the sync: live status, attempts, Isometric's refusals, retry, refresh."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -134,21 +135,87 @@ def test_retry_sends_a_failed_batch_again(client: Client, account: IsometricAcco
     assert "not waiting for a retry" in again
 
 
-def test_list_badges_watch_only_batches_in_motion(
+def poller(page: str) -> str | None:
+    """The ids the list page's poller asks for, or None when it has none."""
+    found = re.search(
+        r'<div id="batch-statuses" hx-get="/batches/statuses/\?ids=([\d,]+)" '
+        r'hx-trigger="every 3s" hx-swap="outerHTML"></div>',
+        page,
+    )
+    return found[1] if found else None
+
+
+def test_the_list_watches_its_batches_in_motion_with_one_poller(
     client: Client, account: IsometricAccount
 ) -> None:
-    moving = make_batch(account=account, supplier_reference_id="REF-moving")
+    first = make_batch(account=account, supplier_reference_id="REF-moving-1")
+    second = make_batch(account=account, sync_status=SyncStatus.SYNCING)
     make_batch(account=account, sync_status=SyncStatus.SYNCED, supplier_reference_id="REF-done")
+    later = make_batch(account=account, next_attempt_at=timezone.now() + timedelta(hours=1))
 
     page = client.get("/batches/").content.decode()
 
-    assert page.count('hx-trigger="every 3s"') == 1
-    assert f'hx-get="/batches/{moving.pk}/status/"' in page
-    ProductionBatch.objects.filter(pk=moving.pk).update(
+    assert page.count("hx-trigger=") == 2  # the poller, and the search form's
+    assert poller(page) == f"{second.pk},{first.pk}"  # in the list's order
+    assert f'<span id="batch-{later.pk}-status" class="badge badge-pending">Pending</span>' in page
+    fragment = client.get("/batches/", headers=HTMX).content.decode()
+    assert poller(fragment) == f"{second.pk},{first.pk}"  # it comes with the table
+
+
+def test_one_request_returns_every_watched_badge_and_the_poller_for_those_still_moving(
+    client: Client, account: IsometricAccount
+) -> None:
+    moving = make_batch(account=account)
+    settled = make_batch(account=account, sync_status=SyncStatus.SYNCING)
+    ProductionBatch.objects.filter(pk=settled.pk).update(
         sync_status=SyncStatus.SYNCED, next_attempt_at=None
     )
-    badge = client.get(f"/batches/{moving.pk}/status/", headers=HTMX).content.decode()
-    assert badge.strip() == '<span class="badge badge-synced">Synced</span>'
+
+    response = client.get("/batches/statuses/", {"ids": f"{settled.pk},{moving.pk}"}, headers=HTMX)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        f'<span id="batch-{settled.pk}-status" hx-swap-oob="true" class="badge badge-synced">'
+        "Synced</span>" in page
+    )
+    assert (
+        f'<span id="batch-{moving.pk}-status" hx-swap-oob="true" class="badge badge-pending">'
+        "Pending</span>" in page
+    )
+    assert poller(page) == str(moving.pk)
+
+
+def test_once_nothing_is_in_motion_the_poller_is_replaced_by_nothing(
+    client: Client, account: IsometricAccount
+) -> None:
+    batch = make_batch(account=account, sync_status=SyncStatus.FAILED)
+
+    page = client.get("/batches/statuses/", {"ids": batch.pk}, headers=HTMX).content.decode()
+
+    assert f'id="batch-{batch.pk}-status"' in page
+    assert poller(page) is None and "batch-statuses" not in page
+
+
+def test_statuses_are_only_of_the_user_s_batches(client: Client, account: IsometricAccount) -> None:
+    mine = make_batch(account=account)
+    theirs = make_batch(account=make_account("Not mine"))
+
+    page = client.get("/batches/statuses/", {"ids": f"{mine.pk},{theirs.pk}"}).content.decode()
+
+    assert f'id="batch-{mine.pk}-status"' in page
+    assert f"batch-{theirs.pk}-" not in page
+    assert poller(page) == str(mine.pk)
+
+
+@pytest.mark.parametrize(
+    "ids", ["", "1,x", "-1", "0", "1,,2", "99999999999999999999", ",".join(["1"] * 26)]
+)
+def test_statuses_refuse_anything_but_a_page_of_ids(client: Client, ids: str) -> None:
+    response = client.get("/batches/statuses/", {"ids": ids})
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
 
 
 def test_refresh_from_isometric_asks_the_worker_to_pull_the_user_s_accounts(

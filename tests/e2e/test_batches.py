@@ -70,6 +70,42 @@ def test_record_a_batch_fix_a_mistake_and_see_it_synced_without_reloading(
     expect(page.locator("#results")).to_contain_text("No batches match.")
 
 
+def test_the_list_shows_its_batches_reach_isometric_without_reloading(
+    page: Page,
+    operator: User,
+    account: IsometricAccount,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+    emulator: Emulator,
+    worker: None,
+) -> None:
+    emulator.configure(latency_ms=1500)
+    # Due in a few seconds: still pending when the list first shows it.
+    due = timezone.now() + timedelta(seconds=8)
+    batches = [
+        make_batch(
+            known_facility,
+            [known_feedstock_type],
+            account=account,
+            supplier_reference_id=f"E2E-LIST-{n}",
+            next_attempt_at=due,
+        )
+        for n in range(2)
+    ]
+    log_in(page, "olivia")
+    page.get_by_role("link", name="Batches", exact=True).click()
+    badges = [page.locator(f"#batch-{batch.pk}-status") for batch in batches]
+    for badge in badges:
+        expect(badge).to_have_text("Pending")
+    expect(page.locator("#batch-statuses")).to_have_count(1)  # one poller for the page
+    page.evaluate("window.notReloaded = true")
+
+    for badge in badges:
+        expect(badge).to_have_text("Synced", timeout=20_000)
+    expect(page.locator("#batch-statuses")).to_have_count(0)  # and it stops once all settled
+    assert page.evaluate("window.notReloaded") is True
+
+
 def test_find_a_batch_by_part_of_its_reference_and_by_filters(
     page: Page,
     operator: User,

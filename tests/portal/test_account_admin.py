@@ -181,7 +181,7 @@ def test_no_page_shows_a_secret(admin_client: Client) -> None:
         "/batches/isometric/",
         f"/batches/{batch.pk}/",
         f"/batches/{batch.pk}/edit/",
-        f"/batches/{batch.pk}/status/",
+        f"/batches/statuses/?ids={batch.pk}",
         f"/admin/batches/productionbatch/{batch.pk}/change/",
         "/admin/",
         CHANGELIST,
