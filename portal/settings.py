@@ -88,8 +88,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-# A connection per request costs more than most pages' queries: on SQLite, opening the file and
-# setting it up took 1.9 ms of an "In Isometric" page. Kept for a minute, checked before reuse.
+# Opening a database connection for every request costs more than most pages' own queries: each
+# is kept for a minute, and checked before it is reused.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
