@@ -7,8 +7,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from isometric.errors import AuthenticationFailed, IsometricError, TransportError
-from portal import crypto
-from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount
+from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount, UnreadableCredentials
 from portal.prepared import prepared_query
 
 CREDENTIAL_ADMINS = "Credential admins"
@@ -70,8 +69,8 @@ def check_connection(account: IsometricAccount) -> IsometricAccount:
     try:
         with account.client() as client:
             organisation = client.get_organisation()
-    except crypto.InvalidToken:
-        _record(account, ConnectionStatus.REJECTED, _UNREADABLE)
+    except UnreadableCredentials as exc:
+        _record(account, ConnectionStatus.REJECTED, str(exc))
     except AuthenticationFailed as exc:
         _record(account, ConnectionStatus.REJECTED, _REFUSED.format(status=exc.status))
     except TransportError as exc:

@@ -25,7 +25,6 @@ from batches.models import (
 from isometric.client import Client
 from isometric.errors import IsometricError
 from isometric.models import ProductionBatch as RemoteBatch
-from portal import crypto
 from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
@@ -86,9 +85,7 @@ def _pull_pages(account: IsometricAccount, started: datetime) -> "_Mirror":
 
 
 def _failure(exc: Exception) -> str:
-    if isinstance(exc, crypto.InvalidToken):
-        return f"{crypto.UNREADABLE}."
-    if isinstance(exc, IsometricError):
+    if isinstance(exc, IsometricError):  # UnreadableCredentials too
         return str(exc)
     log.exception("pull failed unexpectedly")
     return f"unexpected error in the portal ({type(exc).__name__}); see its log"

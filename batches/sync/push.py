@@ -41,7 +41,6 @@ from isometric.errors import (
 )
 from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
-from portal import crypto
 from portal.models import Clients, ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
@@ -162,10 +161,7 @@ class _Push:
         return remote, already_there
 
     def _send(self, clients: "Clients") -> tuple[RemoteBatch, bool]:
-        try:
-            self.client = clients.get(self.batch.account)
-        except crypto.InvalidToken:
-            raise AuthenticationFailed(crypto.UNREADABLE) from None
+        self.client = clients.get(self.batch.account)  # UnreadableCredentials: paused
         reference = self.batch.supplier_reference_id
         if self.possibly_sent:
             found = self.client.find_production_batch(reference)

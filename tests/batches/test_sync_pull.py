@@ -136,7 +136,7 @@ def test_a_pull_with_credentials_no_key_opens_says_so_on_the_account(
     account.refresh_from_db()
     assert account.last_pull_summary == (
         "The last refresh failed: the stored credentials cannot be decrypted with the current "
-        "ENCRYPTION_KEYS."
+        "ENCRYPTION_KEYS: an admin needs to enter the client secret and access token again"
     )
 
 
