@@ -21,17 +21,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batches.models import (
-    ISOMETRIC_ID_MAX,
-    ISOMETRIC_ID_MIN,
     AttemptOutcome,
     ProductionBatch,
     SyncAttempt,
     SyncStatus,
+    is_isometric_id,
 )
 from isometric.errors import (
     AuthenticationFailed,
     Conflict,
-    FieldError,
     IsometricError,
     MalformedResponse,
     RateLimited,
@@ -39,7 +37,6 @@ from isometric.errors import (
     TransportError,
     ValidationFailed,
 )
-from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
 from portal.models import Clients, ConnectionStatus, IsometricAccount
 
@@ -154,7 +151,7 @@ class _Push:
     def send(self, clients: "Clients") -> tuple[RemoteBatch, bool]:
         """Isometric's copy of the batch, and whether it was there already."""
         remote, already_there = self._send(clients)
-        if not ISOMETRIC_ID_MIN <= len(remote.id) <= ISOMETRIC_ID_MAX:
+        if not is_isometric_id(remote.id):
             raise MalformedResponse(
                 f"Isometric's id for the batch is not an id: {remote.id[:40]!r}"
             )
@@ -170,7 +167,7 @@ class _Push:
             self.possibly_sent = False
         self.posting = self.possibly_sent = True
         try:
-            return self.client.create_production_batch(new_production_batch(self.batch)), False
+            return self.client.create_production_batch(self.batch.to_api()), False
         except Conflict:
             self.posting = False
             found = self.client.find_production_batch(reference)
@@ -273,7 +270,7 @@ def _conclude_failure(attempt: "Attempt", exc: IsometricError, possibly_sent: bo
             possibly_sent=False,
             next_attempt_at=None,
             last_error="Isometric refused this batch. Correct the fields marked and save it.",
-            rejection_errors=[[form_field(e), e.msg] for e in exc.field_errors],
+            rejection_errors=[[ProductionBatch.field_of(e.loc), e.msg] for e in exc.field_errors],
         )
         return
     _conclude_retry(attempt, message, possibly_sent, getattr(exc, "retry_after", None))
@@ -402,42 +399,3 @@ class Attempt:
             self.message,
             lost,
         )
-
-
-def new_production_batch(batch: ProductionBatch) -> NewProductionBatch:
-    deviation = batch.mass_standard_deviation
-    return NewProductionBatch(
-        facility_id=batch.facility.isometric_id,
-        feedstock_type_ids=batch.feedstock_type_ids,
-        supplier_reference_id=batch.supplier_reference_id,
-        kind=batch.kind,
-        started_at=batch.started_at,
-        ended_at=batch.ended_at,
-        mass=Mass(
-            magnitude=float(batch.mass_magnitude),
-            unit=batch.mass_unit,
-            standard_deviation=None if deviation is None else float(deviation),
-        ),
-        display_name=batch.display_name or None,
-    )
-
-
-# Where Isometric's 422 locations point on the batch form.
-_FORM_FIELDS = {
-    ("facility_id",): "facility",
-    ("feedstock_type_ids",): "feedstock_types",
-    ("supplier_reference_id",): "supplier_reference_id",
-    ("display_name",): "display_name",
-    ("started_at",): "started_at",
-    ("ended_at",): "ended_at",
-    ("mass",): "mass_magnitude",
-    ("mass", "magnitude"): "mass_magnitude",
-    ("mass", "unit"): "mass_unit",
-    ("mass", "standard_deviation"): "mass_standard_deviation",
-}
-
-
-def form_field(error: FieldError) -> str | None:
-    """The batch form's field an error concerns, or None for the batch as a whole."""
-    parts = tuple(part for part in error.loc if isinstance(part, str) and part != "body")
-    return _FORM_FIELDS.get(parts[:2]) or _FORM_FIELDS.get(parts[:1])

@@ -8,7 +8,6 @@ from pytest_django.fixtures import Settings
 
 from batches import sync
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
-from batches.sync.push import new_production_batch
 from isometric.client import Client
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
@@ -82,7 +81,7 @@ def test_a_pull_adopts_a_local_batch_with_the_same_reference(
     known_feedstock_type: FeedstockType,
 ) -> None:
     batch = make_batch(known_facility, [known_feedstock_type], account=account)
-    created = isometric_client.create_production_batch(new_production_batch(batch))
+    created = isometric_client.create_production_batch(batch.to_api())
 
     result = sync.pull(account)
 
