@@ -16,7 +16,7 @@ from batches.models import (
     SyncAttempt,
     SyncStatus,
 )
-from batches.sync.push import backoff
+from batches.sync.queue import backoff
 from isometric.client import Client
 from isometric.emulator import Emulator
 from portal.models import Clients, ConnectionStatus, IsometricAccount
