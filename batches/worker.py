@@ -22,12 +22,19 @@ class Worker:
         self.poll_interval = settings.SYNC_POLL_INTERVAL
         self.once = once
         self.stopping = threading.Event()
+        # Claims are made a round ahead, so a push that ends finds its next batch waiting, and
+        # a round at a time, so a claim's transaction is shared by several batches.
+        self.ahead = 2 * concurrency
+        # Places among the pushes at once. A task gives its place to the next as soon as
+        # Isometric has answered, and records the outcome after: the pushes at once are never
+        # kept waiting on the database.
+        self._sending = threading.BoundedSemaphore(concurrency)
         # Each pusher thread's Isometric clients (a requests session is not to be shared).
         self._local = threading.local()
 
     def stop(self) -> None:
         """Claim nothing more; run() returns once the pushes in flight are recorded and the
-        claims not yet started are released."""
+        claims not yet sent are released."""
         self.stopping.set()
 
     def run(self) -> None:
@@ -36,57 +43,55 @@ class Worker:
             # A daemon: stopping does not wait for a long pull. Each page is written in its own
             # transaction, so a pull cut short leaves nothing half-done.
             threading.Thread(target=self._puller, name="pull", daemon=True).start()
-        in_flight: dict[Future[None], sync.Claim] = {}
+        in_flight: set[Future[None]] = set()
+        # A thread for each claim in flight, so that every claim's task has started (and
+        # releases its claim itself if the worker stops before it is sent).
         with ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="push", initializer=self._start_pusher
+            self.ahead, thread_name_prefix="push", initializer=self._start_pusher
         ) as pushers:
             try:
                 self._claim_and_push(pushers, in_flight)
             finally:
                 self.stopping.set()
-                for future, claim in in_flight.items():
-                    if future.cancel():  # not started: due again at once, for any worker
-                        sync.release(claim)
                 wait(in_flight)
                 self._close_pushers(pushers)
         connections.close_all()
         log.info("sync worker: stopped")
 
-    def _claim_and_push(
-        self, pushers: ThreadPoolExecutor, in_flight: dict[Future[None], sync.Claim]
-    ) -> None:
-        # Claims are made a round ahead, so a pusher that finishes finds its next batch waiting,
-        # and a round at a time, so a claim's transaction is shared by several batches.
-        ahead = 2 * self.concurrency
+    def _claim_and_push(self, pushers: ThreadPoolExecutor, in_flight: set[Future[None]]) -> None:
         while not self.stopping.is_set():
             if len(in_flight) <= self.concurrency:
-                for claim in sync.claim_due(ahead - len(in_flight)):
-                    in_flight[pushers.submit(self._push, claim)] = claim
+                for claim in sync.claim_due(self.ahead - len(in_flight)):
+                    in_flight.add(pushers.submit(self._push, claim))
             if not in_flight:
                 if self.once:
                     return
                 self.stopping.wait(self.poll_interval)
                 continue
             done, _ = wait(in_flight, timeout=self.poll_interval, return_when=FIRST_COMPLETED)
-            for future in done:
-                del in_flight[future]
+            in_flight -= done
 
     def _start_pusher(self) -> None:
         self._local.clients = Clients()
 
     def _push(self, claim: sync.Claim) -> None:
-        """A pusher's task: push the batch and record what came of it."""
+        """A pusher's task: send the batch once it has a place, then record what came of it."""
         try:
-            sync.push(claim, self._local.clients)
+            with self._sending:
+                if self.stopping.is_set():
+                    sync.release(claim)  # due again at once, for any worker
+                    return
+                sent = sync.send(claim, self._local.clients)
+            sent.record()
         except Exception:
-            # The batch could not be recorded: its lease runs out and it is tried again.
+            # The outcome could not be recorded: the lease runs out and the batch is tried again.
             log.exception("sync worker: pushing batch %s failed", claim.batch.pk)
 
     def _close_pushers(self, pushers: ThreadPoolExecutor) -> None:
         """Close each pusher thread's clients and database connection, which only that thread
         may do: a task for each, held at a barrier until all have started, so that every thread
         takes one. (Should one not, the barrier gives up: what it left open closes with it.)"""
-        barrier = threading.Barrier(self.concurrency, timeout=5)
+        barrier = threading.Barrier(self.ahead, timeout=5)
 
         def close() -> None:
             self._local.clients.close()
@@ -94,7 +99,7 @@ class Worker:
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
 
-        wait([pushers.submit(close) for _ in range(self.concurrency)])
+        wait([pushers.submit(close) for _ in range(self.ahead)])
 
     def _puller(self) -> None:
         while not self.stopping.wait(self.poll_interval):

@@ -10,13 +10,14 @@ from batches.sync.pull import (
     pull_due_accounts,
     request_pull,
 )
-from batches.sync.push import push
+from batches.sync.push import Sent, push, send
 from batches.sync.queue import Claim, claim_due, release
 
 __all__ = [
     "Claim",
     "PullFailed",
     "PullResult",
+    "Sent",
     "claim_due",
     "pull",
     "pull_due",
@@ -24,4 +25,5 @@ __all__ = [
     "push",
     "release",
     "request_pull",
+    "send",
 ]

@@ -7,6 +7,8 @@ and writes nothing; push() has the queue record it under the worker's claim.
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -31,14 +33,32 @@ log = logging.getLogger(__name__)
 
 def push(claim: Claim, clients: Clients) -> AttemptOutcome:
     """Send one claimed batch and record what came of it."""
+    return send(claim, clients).record()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An attempt made and not yet recorded: the worker records it once its place among the
+    pushes at once has gone to the next batch."""
+
+    claim: Claim
+    outcome: Outcome
+    started_at: datetime
+    seconds: float
+
+    def record(self) -> AttemptOutcome:
+        return record(self.claim, self.outcome, self.started_at, self.seconds)
+
+
+def send(claim: Claim, clients: Clients) -> Sent:
+    """One attempt at getting the batch into Isometric, and what came of it."""
     started_at, started = timezone.now(), time.monotonic()
-    outcome = send(claim.batch, claim.look_up_first, clients)
-    return record(claim, outcome, started_at, time.monotonic() - started)
+    outcome = _attempt(claim.batch, claim.look_up_first, clients)
+    return Sent(claim, outcome, started_at, time.monotonic() - started)
 
 
-def send(batch: ProductionBatch, look_up_first: bool, clients: Clients) -> Outcome:
-    """One attempt at getting the batch into Isometric, and what came of it. Whatever goes
-    wrong is an outcome too, never an exception: no batch is left "syncing"."""
+def _attempt(batch: ProductionBatch, look_up_first: bool, clients: Clients) -> Outcome:
+    """Whatever goes wrong is an outcome too, never an exception: no batch is left "syncing"."""
     attempt = _Attempt(batch, look_up_first)
     try:
         remote, adopted = attempt.send(clients)
