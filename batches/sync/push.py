@@ -1,8 +1,9 @@
 """Push: every batch reaches Isometric exactly once.
 
 The protocol of one attempt: look the batch up first if an earlier attempt may have stored it,
-post it, and on a conflict look it up again. It answers with an outcome (batches.sync.queue)
-and writes nothing; push() has the queue record it under the worker's claim.
+post it, and on a conflict look it up again. send() makes it and writes nothing: it answers
+with the outcome (batches.sync.queue), which Sent.record() has the queue record under the
+worker's claim. push() does both.
 """
 
 import logging
