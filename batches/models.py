@@ -1,5 +1,6 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
@@ -8,12 +9,22 @@ from django.db.models.functions import Coalesce, Concat, Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from isometric.models import Mass, NewProductionBatch
+from isometric.models import ProductionBatch as RemoteBatch
+
 # Isometric's ids (facilities, feedstock types, batches) are 20 to 37 characters long.
 ISOMETRIC_ID_MIN, ISOMETRIC_ID_MAX = 20, 37
 # The largest mass either database stores and reads back exactly: SQLite keeps decimals as
 # floating point, and a value near the column's 12 integer digits no longer reads back.
 MASS_LIMIT = Decimal("999999999.999999")
 MASS_STEP = Decimal("0.000001")
+# The dates a batch from Isometric may have: what every time zone can show, in both databases.
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def is_isometric_id(value: str) -> bool:
+    return ISOMETRIC_ID_MIN <= len(value) <= ISOMETRIC_ID_MAX
 
 
 def isometric_id_field(**kwargs: object) -> models.CharField:
@@ -228,6 +239,109 @@ class ProductionBatch(models.Model):
     @property
     def feedstock_type_ids(self) -> list[str]:
         return [feedstock.isometric_id for feedstock in self.feedstock_types.all()]
+
+    def to_api(self) -> NewProductionBatch:
+        """The batch as Isometric's POST /production_batches takes it."""
+        deviation = self.mass_standard_deviation
+        return NewProductionBatch(
+            facility_id=self.facility.isometric_id,
+            feedstock_type_ids=self.feedstock_type_ids,
+            supplier_reference_id=self.supplier_reference_id,
+            kind=self.kind,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            mass=Mass(
+                magnitude=float(self.mass_magnitude),
+                unit=self.mass_unit,
+                standard_deviation=None if deviation is None else float(deviation),
+            ),
+            display_name=self.display_name or None,
+        )
+
+    @staticmethod
+    def fields_from_api(remote: RemoteBatch, facility_pk: int) -> dict[str, Any]:
+        """The field values of a batch as Isometric holds it (see unmirrorable() first), settled:
+        Isometric's copy is the one that counts. Feedstock types are links, not fields."""
+        deviation = remote.mass.standard_deviation
+        return {
+            "remote_id": remote.id,
+            "facility_id": facility_pk,
+            "supplier_reference_id": remote.supplier_reference_id or "",
+            "kind": remote.kind or BatchKind.BIOCHAR,
+            "started_at": remote.started_at,
+            "ended_at": remote.ended_at,
+            "mass_magnitude": decimal_of(remote.mass.magnitude),
+            "mass_unit": remote.mass.unit,
+            "mass_standard_deviation": None if deviation is None else decimal_of(deviation),
+            "display_name": remote.display_name or "",
+            "uploaded_at": remote.uploaded_at,
+            **synced_state(),
+        }
+
+    @staticmethod
+    def field_of(loc: tuple[str | int, ...]) -> str | None:
+        """The field (the model's and its form's) that a location in Isometric's 422 concerns,
+        or None for the batch as a whole."""
+        parts = tuple(part for part in loc if isinstance(part, str) and part != "body")
+        return _API_FIELDS.get(parts[:2]) or _API_FIELDS.get(parts[:1])
+
+
+# Where the fields of to_api() come from, by their place in Isometric's request body.
+_API_FIELDS = {
+    ("facility_id",): "facility",
+    ("feedstock_type_ids",): "feedstock_types",
+    ("supplier_reference_id",): "supplier_reference_id",
+    ("display_name",): "display_name",
+    ("started_at",): "started_at",
+    ("ended_at",): "ended_at",
+    ("mass",): "mass_magnitude",
+    ("mass", "magnitude"): "mass_magnitude",
+    ("mass", "unit"): "mass_unit",
+    ("mass", "standard_deviation"): "mass_standard_deviation",
+}
+
+
+def synced_state() -> dict[str, Any]:
+    """The sync columns of a batch Isometric holds: nothing left to send, nothing to report."""
+    return {
+        "sync_status": SyncStatus.SYNCED,
+        "failing_since": None,
+        "claim_token": "",
+        "possibly_sent": False,
+        "next_attempt_at": None,
+        "last_error": "",
+        "rejection_errors": [],
+        "deleted_in_isometric_at": None,
+    }
+
+
+def unmirrorable(remote: RemoteBatch) -> str:
+    """Why a batch from Isometric cannot be stored here as it is ("" when it can): each value
+    must be one the batch's columns hold in both databases."""
+    ids = [remote.id, remote.facility_id, *remote.feedstock_type_ids]
+    if not all(is_isometric_id(each) for each in ids):
+        return "an id is not an Isometric id"
+    texts = [
+        (remote.supplier_reference_id or "", "supplier reference", 100),
+        (remote.display_name or "", "display name", 100),
+        (remote.kind or "", "kind", 20),
+        (remote.mass.unit, "mass unit", 20),
+    ]
+    for text, name, limit in texts:
+        if len(text) > limit:
+            return f"its {name} is longer than {limit} characters"
+    masses = [remote.mass.magnitude, remote.mass.standard_deviation or 0.0]
+    if not all(0 <= mass <= MASS_LIMIT for mass in masses):
+        return "its mass is out of range"
+    moments = [remote.started_at, remote.ended_at, remote.uploaded_at or remote.started_at]
+    if not all(EARLIEST_MOMENT <= moment <= LATEST_MOMENT for moment in moments):
+        return "a date is out of range"
+    return ""
+
+
+def decimal_of(value: float) -> Decimal:
+    """A JSON number as the model's decimal (6 places)."""
+    return Decimal(repr(value)).quantize(MASS_STEP)
 
 
 class AttemptOutcome(models.TextChoices):

@@ -6,6 +6,8 @@ its request threads, so consecutive pages reuse a connection to Isometric.
 
 from dataclasses import dataclass
 
+from django.utils.text import capfirst
+
 from isometric.errors import (
     AuthenticationFailed,
     InvalidCursor,
@@ -16,8 +18,7 @@ from isometric.errors import (
     ValidationFailed,
 )
 from isometric.models import ProductionBatch as RemoteBatch
-from portal import crypto
-from portal.models import Clients, IsometricAccount
+from portal.models import Clients, IsometricAccount, UnreadableCredentials
 
 PAGE_SIZES = (10, 25, 50)
 # The web process's clients, one per account, shared by its threads (see Clients).
@@ -68,8 +69,8 @@ def remote_page(account: IsometricAccount, request: PageRequest) -> RemotePage:
             before=request.before or None,
             supplier_reference_id=request.supplier_reference_id or None,
         )
-    except crypto.InvalidToken:
-        raise RemoteUnavailable(_UNREADABLE) from None
+    except UnreadableCredentials as exc:
+        raise RemoteUnavailable(capfirst(str(exc))) from None
     except IsometricError as exc:
         raise _unavailable(exc) from None
     local_ids = dict(
@@ -93,12 +94,6 @@ def remote_page(account: IsometricAccount, request: PageRequest) -> RemotePage:
         next_cursor=info.end_cursor if info.has_next_page else None,
         previous_cursor=info.start_cursor if info.has_previous_page else None,
     )
-
-
-_UNREADABLE = (
-    "This account's credentials cannot be read with the portal's current encryption keys. "
-    "An admin needs to enter them again."
-)
 
 
 def _unavailable(exc: IsometricError) -> RemoteUnavailable:

@@ -1,9 +1,10 @@
 """The sync worker: pushes due batches with bounded concurrency and pulls accounts on schedule,
 until told to stop. `manage.py sync_worker` runs one; several may share one PostgreSQL."""
 
+import contextlib
 import logging
-import queue
 import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import connections
@@ -21,91 +22,84 @@ class Worker:
         self.poll_interval = settings.SYNC_POLL_INTERVAL
         self.once = once
         self.stopping = threading.Event()
-        self._work: queue.Queue[sync.Claim | None] = queue.Queue()
-        self._attempts: queue.Queue[sync.Attempt | None] = queue.Queue()
-        self._done: queue.Queue[None] = queue.Queue()
+        # Claims are made a round ahead, so a push that ends finds its next batch waiting, and
+        # a round at a time, so a claim's transaction is shared by several batches.
+        self.ahead = 2 * concurrency
+        # Places among the pushes at once. A task gives its place to the next as soon as
+        # Isometric has answered, and records the outcome after: the pushes at once are never
+        # kept waiting on the database.
+        self._sending = threading.BoundedSemaphore(concurrency)
+        # Each pusher thread's Isometric clients (a requests session is not to be shared).
+        self._local = threading.local()
 
     def stop(self) -> None:
-        """Claim nothing more; run() returns once the attempts in flight are recorded."""
+        """Claim nothing more; run() returns once the pushes in flight are recorded and the
+        claims not yet sent are released."""
         self.stopping.set()
 
     def run(self) -> None:
         log.info("sync worker: pushing with concurrency %d", self.concurrency)
-        pushers = [
-            threading.Thread(target=self._pusher, name=f"push-{n}") for n in range(self.concurrency)
-        ]
-        # Pushers only talk to Isometric; one thread writes what came of it, so a pusher goes
-        # on to its next batch at once and the database has one writer of outcomes.
-        recorder = threading.Thread(target=self._recorder, name="record")
-        for thread in [*pushers, recorder]:
-            thread.start()
         if not self.once:
             # A daemon: stopping does not wait for a long pull. Each page is written in its own
             # transaction, so a pull cut short leaves nothing half-done.
             threading.Thread(target=self._puller, name="pull", daemon=True).start()
-        try:
-            self._feed()
-        finally:
-            self.stopping.set()
-            for _ in pushers:
-                self._work.put(None)
-            for thread in pushers:
-                thread.join()
-            self._attempts.put(None)
-            recorder.join()
-            connections.close_all()
+        in_flight: set[Future[None]] = set()
+        # A thread for each claim in flight, so that every claim's task has started (and
+        # releases its claim itself if the worker stops before it is sent).
+        with ThreadPoolExecutor(
+            self.ahead, thread_name_prefix="push", initializer=self._start_pusher
+        ) as pushers:
+            try:
+                self._claim_and_push(pushers, in_flight)
+            finally:
+                self.stopping.set()
+                wait(in_flight)
+                self._close_pushers(pushers)
+        connections.close_all()
         log.info("sync worker: stopped")
 
-    def _feed(self) -> None:
-        # Claims are made a round ahead, so a pusher that finishes finds its next batch waiting,
-        # and a round at a time, so a claim's transaction is shared by several batches.
-        ahead = 2 * self.concurrency
-        in_flight = 0
+    def _claim_and_push(self, pushers: ThreadPoolExecutor, in_flight: set[Future[None]]) -> None:
         while not self.stopping.is_set():
-            claims = sync.claim_due(ahead - in_flight) if in_flight <= self.concurrency else []
-            for claim in claims:
-                self._work.put(claim)
-            in_flight += len(claims)
-            if self.once and not in_flight:
-                return
-            try:
-                self._done.get(timeout=self.poll_interval)
-            except queue.Empty:
+            if len(in_flight) <= self.concurrency:
+                for claim in sync.claim_due(self.ahead - len(in_flight)):
+                    in_flight.add(pushers.submit(self._push, claim))
+            if not in_flight:
+                if self.once:
+                    return
+                self.stopping.wait(self.poll_interval)
                 continue
-            in_flight -= 1
-            while not self._done.empty():
-                self._done.get()
-                in_flight -= 1
+            done, _ = wait(in_flight, timeout=self.poll_interval, return_when=FIRST_COMPLETED)
+            in_flight -= done
 
-    def _pusher(self) -> None:
-        clients = Clients()
-        try:
-            while (claim := self._work.get()) is not None:
-                try:
-                    if self.stopping.is_set():
-                        sync.release(claim)
-                        self._done.put(None)
-                    else:
-                        self._attempts.put(sync.send(claim, clients))
-                except Exception:
-                    # The claim's lease runs out and the batch is tried again.
-                    log.exception("sync worker: pushing batch %s failed", claim.batch.pk)
-                    self._done.put(None)
-        finally:
-            clients.close()
-            connections.close_all()
+    def _start_pusher(self) -> None:
+        self._local.clients = Clients()
 
-    def _recorder(self) -> None:
+    def _push(self, claim: sync.Claim) -> None:
+        """A pusher's task: send the batch once it has a place, then record what came of it."""
         try:
-            while (attempt := self._attempts.get()) is not None:
-                try:
-                    attempt.save()
-                except Exception:
-                    log.exception("sync worker: recording batch %s failed", attempt.batch.pk)
-                finally:
-                    self._done.put(None)
-        finally:
+            with self._sending:
+                if self.stopping.is_set():
+                    sync.release(claim)  # due again at once, for any worker
+                    return
+                sent = sync.send(claim, self._local.clients)
+            sent.record()
+        except Exception:
+            # The outcome could not be recorded: the lease runs out and the batch is tried again.
+            log.exception("sync worker: pushing batch %s failed", claim.batch.pk)
+
+    def _close_pushers(self, pushers: ThreadPoolExecutor) -> None:
+        """Close each pusher thread's clients and database connection, which only that thread
+        may do: a task for each, held at a barrier until all have started, so that every thread
+        takes one. (Should one not, the barrier gives up: what it left open closes with it.)"""
+        barrier = threading.Barrier(self.ahead, timeout=5)
+
+        def close() -> None:
+            self._local.clients.close()
             connections.close_all()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+
+        wait([pushers.submit(close) for _ in range(self.ahead)])
 
     def _puller(self) -> None:
         while not self.stopping.wait(self.poll_interval):

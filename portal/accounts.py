@@ -7,8 +7,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from isometric.errors import AuthenticationFailed, IsometricError, TransportError
-from portal import crypto
-from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount
+from portal.models import EXPIRY_WARNING, ConnectionStatus, IsometricAccount, UnreadableCredentials
 
 CREDENTIAL_ADMINS = "Credential admins"
 
@@ -55,8 +54,8 @@ def check_connection(account: IsometricAccount) -> IsometricAccount:
     try:
         with account.client() as client:
             organisation = client.get_organisation()
-    except crypto.InvalidToken:
-        _record(account, ConnectionStatus.REJECTED, _UNREADABLE)
+    except UnreadableCredentials as exc:
+        _record(account, ConnectionStatus.REJECTED, str(exc))
     except AuthenticationFailed as exc:
         _record(account, ConnectionStatus.REJECTED, _REFUSED.format(status=exc.status))
     except TransportError as exc:
@@ -70,10 +69,6 @@ def check_connection(account: IsometricAccount) -> IsometricAccount:
     return account
 
 
-_UNREADABLE = (
-    "The stored credentials cannot be decrypted with the current ENCRYPTION_KEYS. "
-    "Enter the client secret and access token again."
-)
 _REFUSED = "Isometric refused the credentials ({status}). Check the client secret and token."
 _SLOW = "Isometric did not answer in time. Try again in a few minutes."
 _UNREACHABLE = "Could not reach Isometric at {url}."

@@ -11,10 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["UNREADABLE", "InvalidToken", "decrypt", "encrypt", "reencrypt", "uses_development_key"]
-
-# Why an account's credentials could not be used, when InvalidToken is raised for them.
-UNREADABLE = "the stored credentials cannot be decrypted with the current ENCRYPTION_KEYS"
+__all__ = ["InvalidToken", "decrypt", "encrypt", "reencrypt", "uses_development_key"]
 
 
 def uses_development_key() -> bool:

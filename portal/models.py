@@ -10,12 +10,24 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from isometric.client import Client
+from isometric.errors import AuthenticationFailed
 from portal import crypto
 
 SANDBOX_URL = "https://api.sandbox.isometric.com/mrv/v0"
 PRODUCTION_URL = "https://api.isometric.com/mrv/v0"
 MASK = "••••"
 EXPIRY_WARNING = timedelta(days=30)
+
+
+class UnreadableCredentials(AuthenticationFailed):
+    """No key of ENCRYPTION_KEYS opens the account's stored credentials: as unusable as ones
+    Isometric refuses, and said the same way wherever they are used."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the stored credentials cannot be decrypted with the current ENCRYPTION_KEYS: "
+            "an admin needs to enter the client secret and access token again"
+        )
 
 
 class Environment(models.TextChoices):
@@ -127,10 +139,16 @@ class IsometricAccount(models.Model):
 
     @sensitive_variables()
     def client(self) -> Client:
+        """A client with the account's credentials; UnreadableCredentials when no key opens them."""
+        try:
+            client_secret = crypto.decrypt(self.encrypted_client_secret)
+            access_token = crypto.decrypt(self.encrypted_access_token)
+        except crypto.InvalidToken:
+            raise UnreadableCredentials from None
         return Client(
             self.api_url,
-            crypto.decrypt(self.encrypted_client_secret),
-            crypto.decrypt(self.encrypted_access_token),
+            client_secret,
+            access_token,
             timeout=settings.ISOMETRIC_TIMEOUT,
             deadline=settings.ISOMETRIC_DEADLINE,
             max_response_bytes=settings.ISOMETRIC_MAX_RESPONSE_BYTES,

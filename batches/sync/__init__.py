@@ -1,5 +1,6 @@
 """The sync service: the portal's batches go to Isometric (push), Isometric's come back (pull).
-The worker (batches.worker) runs both; views and commands call them here."""
+The queue (claims on the batch table, and each attempt's outcome recorded under its claim) is
+batches.sync.queue. The worker (batches.worker) runs both; views and commands call them here."""
 
 from batches.sync.pull import (
     PullFailed,
@@ -9,13 +10,14 @@ from batches.sync.pull import (
     pull_due_accounts,
     request_pull,
 )
-from batches.sync.push import Attempt, Claim, claim_due, push, release, send
+from batches.sync.push import Sent, push, send
+from batches.sync.queue import Claim, claim_due, release
 
 __all__ = [
-    "Attempt",
     "Claim",
     "PullFailed",
     "PullResult",
+    "Sent",
     "claim_due",
     "pull",
     "pull_due",

@@ -3,8 +3,7 @@ another tool) are browsable and searchable too, and those deleted there are mark
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from itertools import batched
 from typing import Any
 
@@ -14,18 +13,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches.models import (
-    ISOMETRIC_ID_MAX,
-    ISOMETRIC_ID_MIN,
-    MASS_LIMIT,
     Facility,
     FeedstockType,
     ProductionBatch,
-    SyncStatus,
+    is_isometric_id,
+    unmirrorable,
 )
 from isometric.client import Client
 from isometric.errors import IsometricError
 from isometric.models import ProductionBatch as RemoteBatch
-from portal import crypto
 from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
@@ -86,9 +82,7 @@ def _pull_pages(account: IsometricAccount, started: datetime) -> "_Mirror":
 
 
 def _failure(exc: Exception) -> str:
-    if isinstance(exc, crypto.InvalidToken):
-        return f"{crypto.UNREADABLE}."
-    if isinstance(exc, IsometricError):
+    if isinstance(exc, IsometricError):  # UnreadableCredentials too
         return str(exc)
     log.exception("pull failed unexpectedly")
     return f"unexpected error in the portal ({type(exc).__name__}); see its log"
@@ -132,7 +126,7 @@ def refresh_feedstock_types(client: Client, account: IsometricAccount) -> None:
     known = {item.isometric_id: item for item in account.feedstock_types.all()}
     new, renamed = [], []
     for remote in client.iter_feedstock_types():
-        if not _is_isometric_id(remote.id):
+        if not is_isometric_id(remote.id):
             continue
         name = remote.name[:200]
         local = known.get(remote.id)
@@ -164,16 +158,18 @@ class _Mirror:
         links = _feedstock_links([*by_remote_id.values(), *by_reference.values()])
         new: list[tuple[ProductionBatch, RemoteBatch]] = []
         changed: list[ProductionBatch] = []
+        changed_fields = {"updated_at"}
         relinked: dict[int, set[int]] = {}
         for node in nodes:
             self.seen.add(node.id)
             feedstocks = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
             batch = by_remote_id.get(node.id) or by_reference.get(node.supplier_reference_id or "")
-            fields = _remote_fields(node, self.facility_pks[node.facility_id])
+            fields = ProductionBatch.fields_from_api(node, self.facility_pks[node.facility_id])
             if batch is None:
                 new.append((ProductionBatch(account=self.account, **fields), node))
                 continue
             fields_changed = _apply(batch, fields)
+            changed_fields |= fields_changed
             if feedstocks != links.get(batch.pk, set()):
                 relinked[batch.pk] = feedstocks
             if fields_changed:
@@ -184,7 +180,7 @@ class _Mirror:
             else:
                 self.result.unchanged += 1
         created = ProductionBatch.objects.bulk_create([batch for batch, _ in new])
-        ProductionBatch.objects.bulk_update(changed, [*_MIRRORED_FIELDS, "updated_at"])
+        ProductionBatch.objects.bulk_update(changed, sorted(changed_fields))
         for batch, node in zip(created, (node for _, node in new), strict=True):
             relinked[batch.pk] = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
         _relink(relinked)
@@ -283,99 +279,13 @@ class _Mirror:
         return by_remote_id, {batch.supplier_reference_id: batch for batch in unsent}
 
 
-_MIRRORED_FIELDS = [
-    "remote_id",
-    "facility_id",
-    "supplier_reference_id",
-    "kind",
-    "started_at",
-    "ended_at",
-    "mass_magnitude",
-    "mass_unit",
-    "mass_standard_deviation",
-    "display_name",
-    "uploaded_at",
-    "deleted_in_isometric_at",
-    "sync_status",
-    "failing_since",
-    "claim_token",
-    "possibly_sent",
-    "next_attempt_at",
-    "last_error",
-    "rejection_errors",
-]
-
-
-def unmirrorable(node: RemoteBatch) -> str:
-    """Why a remote batch cannot be stored here as it is ("" when it can): each value must be
-    one the batch's columns hold in both databases."""
-    ids = [node.id, node.facility_id, *node.feedstock_type_ids]
-    if not all(_is_isometric_id(each) for each in ids):
-        return "an id is not an Isometric id"
-    texts = [
-        (node.supplier_reference_id or "", "supplier reference", 100),
-        (node.display_name or "", "display name", 100),
-        (node.kind or "", "kind", 20),
-        (node.mass.unit, "mass unit", 20),
-    ]
-    for text, name, limit in texts:
-        if len(text) > limit:
-            return f"its {name} is longer than {limit} characters"
-    masses = [node.mass.magnitude, node.mass.standard_deviation or 0.0]
-    if not all(0 <= mass <= MASS_LIMIT for mass in masses):
-        return "its mass is out of range"
-    moments = [node.started_at, node.ended_at, node.uploaded_at or node.started_at]
-    if not all(EARLIEST_MOMENT <= moment <= LATEST_MOMENT for moment in moments):
-        return "a date is out of range"
-    return ""
-
-
-def _is_isometric_id(value: str) -> bool:
-    return ISOMETRIC_ID_MIN <= len(value) <= ISOMETRIC_ID_MAX
-
-
-# The dates a mirrored batch may have: what every time zone can show, in both databases.
-EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST_MOMENT = datetime(9998, 12, 31, tzinfo=UTC)
-
-
-def _remote_fields(node: RemoteBatch, facility_pk: int) -> dict[str, Any]:
-    """A batch as Isometric holds it, settled: Isometric's copy is the one that counts."""
-    deviation = node.mass.standard_deviation
-    return {
-        "remote_id": node.id,
-        "facility_id": facility_pk,
-        "supplier_reference_id": node.supplier_reference_id or "",
-        "kind": node.kind or "biochar",
-        "started_at": node.started_at,
-        "ended_at": node.ended_at,
-        "mass_magnitude": decimal_of(node.mass.magnitude),
-        "mass_unit": node.mass.unit,
-        "mass_standard_deviation": None if deviation is None else decimal_of(deviation),
-        "display_name": node.display_name or "",
-        "uploaded_at": node.uploaded_at,
-        "deleted_in_isometric_at": None,
-        "sync_status": SyncStatus.SYNCED,
-        "failing_since": None,
-        "claim_token": "",
-        "possibly_sent": False,
-        "next_attempt_at": None,
-        "last_error": "",
-        "rejection_errors": [],
-    }
-
-
-def decimal_of(value: float) -> Decimal:
-    """A JSON number as the model's decimal (6 places)."""
-    return Decimal(repr(value)).quantize(Decimal("0.000001"))
-
-
-def _apply(batch: ProductionBatch, fields: dict[str, Any]) -> bool:
-    changed = False
+def _apply(batch: ProductionBatch, fields: dict[str, Any]) -> set[str]:
+    """Set the fields' values on the batch; the names of those that changed."""
+    changed = set()
     for name, value in fields.items():
         if getattr(batch, name) != value:
             setattr(batch, name, value)
-            changed = True
+            changed.add(name)
     return changed
 
 

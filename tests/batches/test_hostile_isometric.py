@@ -24,7 +24,7 @@ from batches.models import (
     SyncAttempt,
     SyncStatus,
 )
-from batches.sync.push import MAX_RETRY_AFTER
+from batches.sync.queue import MAX_RETRY_AFTER
 from batches.worker import Worker
 from isometric.emulator import Emulator
 from portal.models import Clients, ConnectionStatus, IsometricAccount

@@ -8,7 +8,6 @@ from pytest_django.fixtures import Settings
 
 from batches import sync
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
-from batches.sync.push import new_production_batch
 from isometric.client import Client
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
@@ -82,7 +81,7 @@ def test_a_pull_adopts_a_local_batch_with_the_same_reference(
     known_feedstock_type: FeedstockType,
 ) -> None:
     batch = make_batch(known_facility, [known_feedstock_type], account=account)
-    created = isometric_client.create_production_batch(new_production_batch(batch))
+    created = isometric_client.create_production_batch(batch.to_api())
 
     result = sync.pull(account)
 
@@ -136,7 +135,7 @@ def test_a_pull_with_credentials_no_key_opens_says_so_on_the_account(
     account.refresh_from_db()
     assert account.last_pull_summary == (
         "The last refresh failed: the stored credentials cannot be decrypted with the current "
-        "ENCRYPTION_KEYS."
+        "ENCRYPTION_KEYS: an admin needs to enter the client secret and access token again"
     )
 
 

@@ -16,7 +16,7 @@ from batches.models import (
     SyncAttempt,
     SyncStatus,
 )
-from batches.sync.push import backoff, new_production_batch
+from batches.sync.queue import backoff
 from isometric.client import Client
 from isometric.emulator import Emulator
 from portal.models import Clients, ConnectionStatus, IsometricAccount
@@ -91,7 +91,7 @@ def test_a_refused_batch_keeps_each_field_error_at_its_form_field(
 def test_a_duplicate_reference_is_looked_up_and_adopted_not_sent_again(
     batch: ProductionBatch, emulator: Emulator, isometric_client: Client
 ) -> None:
-    existing = isometric_client.create_production_batch(new_production_batch(batch))
+    existing = isometric_client.create_production_batch(batch.to_api())
 
     assert push_once() == AttemptOutcome.ADOPTED
 
@@ -253,7 +253,7 @@ def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
 ) -> None:
     [claim] = sync.claim_due(1)
     # Its worker posted it, then died before recording the outcome.
-    isometric_client.create_production_batch(new_production_batch(batch))
+    isometric_client.create_production_batch(batch.to_api())
     assert sync.claim_due(1) == []
     ProductionBatch.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 

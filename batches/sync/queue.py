@@ -1,0 +1,320 @@
+"""The queue: the batch table is the outbox, and this is the one place that changes a batch's
+sync state.
+
+A worker claims due rows (claim_due), pushes each outside any transaction, then records what
+came of it (record) only if its claim still holds. A claim is a lease: when a worker dies, its
+rows fall due again when the lease runs out, and because the claim set `possibly_sent`, the next
+attempt looks the batch up in Isometric before posting it again.
+"""
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus, synced_state
+from isometric.errors import FieldError
+from isometric.models import ProductionBatch as RemoteBatch
+from portal.models import ConnectionStatus, IsometricAccount
+
+log = logging.getLogger(__name__)
+
+# Isometric's Retry-After is honoured up to this many seconds; past it, the backoff rules.
+MAX_RETRY_AFTER = 3600.0
+LOST_ATTEMPT = (
+    "The previous attempt did not finish within its lease (the worker stopped or lost touch); "
+    "trying again, looking the batch up in Isometric first"
+)
+REFUSED_MESSAGE = "Isometric refused this batch. Correct the fields marked and save it."
+PAUSED_MESSAGE = (
+    "Isometric refused this account's credentials, so sending is paused until an admin "
+    "updates them."
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    batch: ProductionBatch
+    token: str
+    # An earlier attempt may have reached Isometric: look the batch up before posting it.
+    look_up_first: bool
+
+
+# What an attempt came to: the push protocol's answer, which record() applies.
+
+
+@dataclass(frozen=True)
+class Synced:
+    """Isometric holds the batch: created now, or found there (adopted, not sent again)."""
+
+    remote: RemoteBatch
+    adopted: bool
+    http_status: int | None = 200
+
+    @property
+    def message(self) -> str:
+        if self.adopted:
+            return f"Isometric already had it as {self.remote.id}: adopted, not sent again"
+        return f"Created as {self.remote.id}"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Isometric refused the batch as it is (422): the operator must correct it."""
+
+    message: str
+    field_errors: list[FieldError]
+    http_status: int | None = 422
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The attempt failed in a way that may pass: try again later. `possibly_sent`: Isometric
+    may hold the batch now, so the next attempt looks it up first."""
+
+    message: str
+    possibly_sent: bool
+    http_status: int | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The account's credentials do not work: its batches wait, uncounted, for an admin."""
+
+    message: str
+    possibly_sent: bool
+    http_status: int | None = None
+
+
+Outcome = Synced | Refused | Retry | Paused
+
+
+def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
+    """Batches to push now: pending ones whose time has come and syncing ones whose worker's
+    lease ran out (only unsettled batches have a next attempt), in accounts whose credentials
+    Isometric has not refused."""
+    return (
+        ProductionBatch.objects.filter(next_attempt_at__lte=now)
+        .exclude(account__connection_status=ConnectionStatus.REJECTED)
+        .order_by("next_attempt_at")
+    )
+
+
+def claim_due(limit: int) -> list[Claim]:
+    """Take up to `limit` due batches for this worker: they become `syncing` under a lease.
+
+    On PostgreSQL, SKIP LOCKED lets workers claim side by side without waiting on each other;
+    SQLite's IMMEDIATE transactions let one writer in at a time. The UPDATE repeats the
+    condition, so a row changed since it was read is not taken.
+    """
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        due = list(
+            due_batches(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "possibly_sent", "sync_status")[:limit]
+        )
+        if not due:
+            return []
+        rows = {pk: possibly_sent for pk, possibly_sent, _ in due}
+        due_batches(now).filter(pk__in=rows).update(
+            sync_status=SyncStatus.SYNCING,
+            next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
+            claim_token=token,
+            possibly_sent=True,
+            updated_at=now,
+        )
+        _record_lost_attempts([pk for pk, _, status in due if status == SyncStatus.SYNCING], now)
+    claimed = (
+        ProductionBatch.objects.select_related("account", "facility")
+        .prefetch_related("feedstock_types")
+        .filter(claim_token=token)
+    )
+    return [Claim(batch, token, rows[batch.pk]) for batch in claimed]
+
+
+def _record_lost_attempts(pks: list[int], now: datetime) -> None:
+    """Batches whose worker's lease ran out: that attempt ended unseen (the worker was killed
+    or lost its database), so it is one that failed, in the batch's history like any other."""
+    if not pks:
+        return
+    ProductionBatch.objects.filter(pk__in=pks).update(
+        sync_attempts=F("sync_attempts") + 1, failing_since=Coalesce("failing_since", Value(now))
+    )
+    SyncAttempt.objects.bulk_create(
+        SyncAttempt(
+            batch_id=pk,
+            started_at=now,
+            duration_ms=0,
+            outcome=AttemptOutcome.RETRY,
+            message=LOST_ATTEMPT,
+        )
+        for pk in pks
+    )
+
+
+def release(claim: Claim) -> None:
+    """Give back a claimed batch that was not tried (the worker is stopping): due at once."""
+    ProductionBatch.objects.filter(
+        pk=claim.batch.pk, claim_token=claim.token, sync_status=SyncStatus.SYNCING
+    ).update(
+        sync_status=SyncStatus.PENDING,
+        claim_token="",
+        next_attempt_at=timezone.now(),
+        possibly_sent=claim.look_up_first,
+        updated_at=timezone.now(),
+    )
+
+
+def record(claim: Claim, outcome: Outcome, started_at: datetime, seconds: float) -> AttemptOutcome:
+    """Apply what came of an attempt to the batch, if the claim on it still holds, and add the
+    attempt to the batch's history either way."""
+    batch = claim.batch
+    if isinstance(outcome, Paused):
+        _pause_account(batch.account, outcome.message)
+    try:
+        attempt, held = _apply(claim, outcome, started_at, seconds)
+    except DatabaseError as exc:
+        # What Isometric answered cannot be stored (an id another batch holds, a value out of
+        # range): the batch is tried again, looked up first, rather than stuck.
+        message = _unstorable(batch, outcome, exc)
+        retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
+        attempt, held = _apply(claim, retry, started_at, seconds)
+    lost = "" if held else " (its lease had run out: the outcome was not applied)"
+    log.info(
+        "batch %s %s: %s [%s, %d ms] %s%s",
+        batch.pk,
+        batch.supplier_reference_id,
+        attempt.get_outcome_display(),
+        attempt.http_status or "-",
+        attempt.duration_ms,
+        attempt.message,
+        lost,
+    )
+    return AttemptOutcome(attempt.outcome)
+
+
+@transaction.atomic
+def _apply(
+    claim: Claim, outcome: Outcome, started_at: datetime, seconds: float
+) -> tuple[SyncAttempt, bool]:
+    """Write the batch's new state under the claim and the attempt; whether the claim held."""
+    kind, message, changes = _settle(claim.batch, outcome, started_at)
+    held = ProductionBatch.objects.filter(
+        pk=claim.batch.pk, claim_token=claim.token, sync_status=SyncStatus.SYNCING
+    ).update(**changes | {"claim_token": "", "updated_at": timezone.now()})
+    attempt = SyncAttempt.objects.create(
+        batch_id=claim.batch.pk,
+        started_at=started_at,
+        duration_ms=round(seconds * 1000),
+        outcome=kind,
+        http_status=outcome.http_status,
+        message=message[:500],
+    )
+    return attempt, bool(held)
+
+
+def _settle(
+    batch: ProductionBatch, outcome: Outcome, started_at: datetime
+) -> tuple[AttemptOutcome, str, dict[str, Any]]:
+    """What the attempt is in the batch's history (outcome, message), and the batch's new sync
+    columns: the one place an outcome becomes the batch's state."""
+    counted = {"sync_attempts": F("sync_attempts") + 1}
+    match outcome:
+        case Synced(remote=remote, adopted=adopted):
+            changes = {
+                **synced_state(),
+                **counted,
+                "remote_id": remote.id,
+                "uploaded_at": remote.uploaded_at or started_at,
+                "display_name": (remote.display_name or batch.display_name)[:100],
+            }
+            kind = AttemptOutcome.ADOPTED if adopted else AttemptOutcome.CREATED
+            return kind, outcome.message, changes
+        case Refused(field_errors=field_errors):
+            changes = {
+                **counted,
+                "sync_status": SyncStatus.REJECTED,
+                "possibly_sent": False,
+                "next_attempt_at": None,
+                "last_error": REFUSED_MESSAGE,
+                "rejection_errors": [
+                    [ProductionBatch.field_of(error.loc), error.msg] for error in field_errors
+                ],
+            }
+            return AttemptOutcome.REJECTED, outcome.message, changes
+        case Paused(possibly_sent=possibly_sent):
+            changes = {
+                "sync_status": SyncStatus.PENDING,
+                "possibly_sent": possibly_sent,
+                "next_attempt_at": timezone.now(),
+                "last_error": PAUSED_MESSAGE,
+            }
+            return AttemptOutcome.PAUSED, outcome.message, changes
+        case Retry(message=message, possibly_sent=possibly_sent, retry_after=retry_after):
+            # Given up once the batch has kept failing for SYNC_GIVE_UP_AFTER: a time, not a
+            # count, so an outage fails nothing.
+            now = timezone.now()
+            failing_since = batch.failing_since or started_at
+            changes = {**counted, "failing_since": failing_since, "possibly_sent": possibly_sent}
+            if now - failing_since >= timedelta(seconds=settings.SYNC_GIVE_UP_AFTER):
+                since = f"{timezone.localtime(failing_since):%-d %b %Y %H:%M}"
+                changes |= {
+                    "sync_status": SyncStatus.FAILED,
+                    "next_attempt_at": None,
+                    "last_error": f"Gave up after failing since {since}. The last: {message}",
+                }
+                return AttemptOutcome.FAILED, message, changes
+            delay = backoff(batch.sync_attempts + 1, retry_after)
+            changes |= {
+                "sync_status": SyncStatus.PENDING,
+                "next_attempt_at": now + timedelta(seconds=delay),
+                "last_error": message,
+            }
+            return AttemptOutcome.RETRY, f"{message}; next attempt in {delay:.0f} s", changes
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt number `attempts + 1`: exponential, capped, jittered (so batches
+    that failed together do not come back together), and never sooner than Retry-After."""
+    doublings = min(attempts - 1, 32)  # past that the cap has long been reached
+    ceiling = min(settings.SYNC_BACKOFF_CAP, settings.SYNC_BACKOFF_BASE * 2**doublings)
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
+
+
+def _unstorable(batch: ProductionBatch, outcome: Outcome, exc: DatabaseError) -> str:
+    if isinstance(exc, IntegrityError) and isinstance(outcome, Synced):
+        remote_id = outcome.remote.id
+        holder = (
+            ProductionBatch.objects.filter(account_id=batch.account_id, remote_id=remote_id)
+            .exclude(pk=batch.pk)
+            .first()
+        )
+        if holder is not None:
+            return (
+                f"Isometric answered that this batch is {remote_id}, which the batch "
+                f"{holder.supplier_reference_id} here already is"
+            )
+    return f"Isometric's answer could not be stored ({type(exc).__name__})"
+
+
+def _pause_account(account: IsometricAccount | None, message: str) -> None:
+    """Mark the account refused, unless its credentials changed since this push began."""
+    if account is None:
+        return
+    IsometricAccount.objects.filter(pk=account.pk, updated_at=account.updated_at).update(
+        connection_status=ConnectionStatus.REJECTED,
+        connection_message=f"Isometric refused the credentials while sending a batch: {message}",
+        checked_at=timezone.now(),
+    )
