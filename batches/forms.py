@@ -32,6 +32,9 @@ REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
+    """The browser's date-time picker: Django's input is a text box, and the picker needs the
+    value in its own format, without seconds."""
+
     input_type = "datetime-local"
 
     def __init__(self) -> None:
@@ -39,6 +42,8 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class DateInput(forms.DateInput):
+    """The browser's date picker (Django's input is a text box), with the value in ISO form."""
+
     input_type = "date"
 
     def __init__(self) -> None:
