@@ -1,6 +1,6 @@
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +12,16 @@ from django.db.models import QuerySet
 from django.forms.utils import ErrorDict
 from django.utils import timezone
 
-from batches.models import MASS_LIMIT, Facility, FeedstockType, ProductionBatch, SyncStatus
+from batches.models import (
+    EARLIEST_MOMENT,
+    LATEST_MOMENT,
+    MASS_LIMIT,
+    MAX_ROW_ID,
+    Facility,
+    FeedstockType,
+    ProductionBatch,
+    SyncStatus,
+)
 from batches.remote import PAGE_SIZES, PageRequest
 from batches.selectors import Cursor, InvalidCursor
 from portal.models import IsometricAccount
@@ -22,11 +31,10 @@ DEFAULT_REMOTE_PAGE_SIZE = 25
 # Isometric's cursors are short; anything much longer is not one.
 MAX_CURSOR = 500
 # Dates the list's filters accept: any day a batch can have, with room for a day's arithmetic.
-DATE_BOUNDS = [MinValueValidator(date(1900, 1, 1)), MaxValueValidator(date(9998, 12, 31))]
-# No batch starts before this: a safe margin for every time zone's conversion in both databases.
-EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
-# The largest id either database's integer columns hold: a larger one names no row.
-MAX_ROW_ID = 2**63 - 1
+DATE_BOUNDS = [
+    MinValueValidator(EARLIEST_MOMENT.date()),
+    MaxValueValidator(LATEST_MOMENT.date()),
+]
 # Crockford's base32 without look-alikes, so a generated reference can be read out over the phone.
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

@@ -18,9 +18,12 @@ ISOMETRIC_ID_MIN, ISOMETRIC_ID_MAX = 20, 37
 # floating point, and a value near the column's 12 integer digits no longer reads back.
 MASS_LIMIT = Decimal("999999999.999999")
 MASS_STEP = Decimal("0.000001")
-# The dates a batch from Isometric may have: what every time zone can show, in both databases.
+# The moments a batch may have, from the form or from Isometric: what every time zone can show
+# and both databases' date arithmetic can hold.
 EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_MOMENT = datetime(9998, 12, 31, tzinfo=UTC)
+# The largest id either database's integer columns hold: a larger one names no row.
+MAX_ROW_ID = 2**63 - 1
 
 
 def is_isometric_id(value: str) -> bool:

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches import search
-from batches.models import ProductionBatch, SyncStatus
+from batches.models import EARLIEST_MOMENT, LATEST_MOMENT, MAX_ROW_ID, ProductionBatch, SyncStatus
 from portal.accounts import accounts_of
 from portal.models import IsometricAccount
 
@@ -33,13 +33,6 @@ LIST_COLUMNS = (
     "next_attempt_at",
     "deleted_in_isometric_at",
 )
-
-
-# A cursor marks a batch's start, which is within these (the batch form's bounds, with room):
-# anything else is not one of the portal's, and could overflow a database's date arithmetic.
-EARLIEST_CURSOR = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST_CURSOR = datetime(9998, 12, 31, tzinfo=UTC)
-MAX_ROW_ID = 2**63 - 1
 
 
 class InvalidCursor(ValueError):
@@ -72,7 +65,9 @@ class Cursor:
             cursor = cls(moment.astimezone(UTC), int(pk))
         except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
             raise InvalidCursor(token) from error
-        in_range = EARLIEST_CURSOR <= cursor.started_at <= LATEST_CURSOR
+        # A cursor marks a batch's start and row: anything else is not one of the portal's,
+        # and could overflow a database's date arithmetic.
+        in_range = EARLIEST_MOMENT <= cursor.started_at <= LATEST_MOMENT
         if not in_range or not 0 < cursor.pk <= MAX_ROW_ID:
             raise InvalidCursor(token)
         return cursor
