@@ -22,13 +22,12 @@ from django.utils import timezone
 
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus, synced_state
 from isometric.errors import FieldError
+from isometric.http_errors import MAX_RETRY_AFTER
 from isometric.models import ProductionBatch as RemoteBatch
 from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
 
-# Isometric's Retry-After is honoured up to this many seconds; past it, the backoff rules.
-MAX_RETRY_AFTER = 3600.0
 LOST_ATTEMPT = (
     "The previous attempt did not finish within its lease (the worker stopped or lost touch); "
     "trying again, looking the batch up in Isometric first"
@@ -309,10 +308,8 @@ def _unstorable(batch: ProductionBatch, outcome: Outcome, exc: DatabaseError) ->
     return f"Isometric's answer could not be stored ({type(exc).__name__})"
 
 
-def _pause_account(account: IsometricAccount | None, message: str) -> None:
+def _pause_account(account: IsometricAccount, message: str) -> None:
     """Mark the account refused, unless its credentials changed since this push began."""
-    if account is None:
-        return
     IsometricAccount.objects.filter(pk=account.pk, updated_at=account.updated_at).update(
         connection_status=ConnectionStatus.REJECTED,
         connection_message=f"Isometric refused the credentials while sending a batch: {message}",

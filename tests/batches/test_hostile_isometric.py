@@ -24,9 +24,9 @@ from batches.models import (
     SyncAttempt,
     SyncStatus,
 )
-from batches.sync.queue import MAX_RETRY_AFTER
 from batches.worker import Worker
 from isometric.emulator import Emulator
+from isometric.http_errors import MAX_RETRY_AFTER
 from portal.models import Clients, ConnectionStatus, IsometricAccount
 from tests.factories import make_account, make_batch, make_user
 from tests.hostile import (
