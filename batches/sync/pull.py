@@ -161,7 +161,6 @@ class _Mirror:
         changed_fields = {"updated_at"}
         relinked: dict[int, set[int]] = {}
         for node in nodes:
-            self.seen.add(node.id)
             feedstocks = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
             batch = by_remote_id.get(node.id) or by_reference.get(node.supplier_reference_id or "")
             fields = ProductionBatch.fields_from_api(node, self.facility_pks[node.facility_id])
@@ -228,32 +227,26 @@ class _Mirror:
         """Isometric has no facility endpoint, and a batch may name a feedstock type it no
         longer lists: such ids are added to the account under their id until an admin names
         them."""
-        facilities = {node.facility_id for node in nodes} - self.facility_pks.keys()
-        if facilities:
-            Facility.objects.bulk_create(
-                [Facility(account=self.account, isometric_id=fid, name=fid) for fid in facilities],
-                ignore_conflicts=True,
-            )
-            self.facility_pks.update(
-                self.account.facilities.filter(isometric_id__in=facilities).values_list(
-                    "isometric_id", "pk"
-                )
-            )
-        feedstocks = {ftt for node in nodes for ftt in node.feedstock_type_ids}
-        missing = feedstocks - self.feedstock_pks.keys()
-        if missing:
-            FeedstockType.objects.bulk_create(
-                [
-                    FeedstockType(account=self.account, isometric_id=ftt, name=ftt)
-                    for ftt in missing
-                ],
-                ignore_conflicts=True,
-            )
-            self.feedstock_pks.update(
-                self.account.feedstock_types.filter(isometric_id__in=missing).values_list(
-                    "isometric_id", "pk"
-                )
-            )
+        self._add_missing(Facility, self.facility_pks, {node.facility_id for node in nodes})
+        self._add_missing(
+            FeedstockType,
+            self.feedstock_pks,
+            {ftt for node in nodes for ftt in node.feedstock_type_ids},
+        )
+
+    def _add_missing[M: (Facility, FeedstockType)](
+        self, model: type[M], known: dict[str, int], ids: set[str]
+    ) -> None:
+        """Add the ids the account does not know yet, named by their id, to it and to `known`."""
+        missing = ids - known.keys()
+        if not missing:
+            return
+        model.objects.bulk_create(
+            [model(account=self.account, isometric_id=id_, name=id_) for id_ in missing],
+            ignore_conflicts=True,
+        )
+        added = model.objects.filter(account=self.account, isometric_id__in=missing)
+        known.update(added.values_list("isometric_id", "pk"))
 
     def _local_batches(
         self, nodes: list[RemoteBatch]
