@@ -181,6 +181,7 @@ def main() -> int:
     args = parse_args()
     configure(args)
     emulator = EmulatorProcess()
+    account = None
     try:
         account = make_account(emulator)
         db = os.environ["DATABASE_URL"].split(":", 1)[0]
@@ -219,6 +220,9 @@ def main() -> int:
         )
     finally:
         emulator.stop()
+        if account:  # on a kept PostgreSQL database, the next run starts clean
+            account.batches.all().delete()
+            account.delete()
     return 0
 
 
