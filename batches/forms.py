@@ -1,5 +1,6 @@
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -180,6 +181,9 @@ class ProductionBatchForm(forms.ModelForm):
             self.fields["supplier_reference_id"].required = False
         if accounts is not None:
             self._offer_accounts(accounts)
+        if self.instance.pk and "account" in self.fields:
+            # Its id, and the batch deleted by a correction, are that organisation's.
+            self.fields["account"].disabled = True
         if not self.is_bound and self.instance.sync_status == SyncStatus.REJECTED:
             self._show_rejection(self.instance.rejection_errors)
         units = settings.BATCH_MASS_UNITS
@@ -276,6 +280,43 @@ class ProductionBatchForm(forms.ModelForm):
             self.add_error("feedstock_types", f"Choose feedstock types of {account} only.")
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A field a correction changes, its value before and after, for the template to show."""
+
+    label: str
+    old: Any
+    new: Any
+    is_moment: bool
+    is_number: bool
+
+
+def differences(form: ProductionBatchForm) -> list[Difference]:
+    """What a valid edit form changes in its batch, as stored (the form's instance already
+    holds the new values)."""
+    stored = ProductionBatch.objects.prefetch_related("feedstock_types").get(pk=form.instance.pk)
+    changes = []
+    for name in form.changed_data:
+        field = form.fields[name]
+        if name == "confirm_unusual":
+            continue
+        if name == "feedstock_types":
+            old: Any = ", ".join(str(each) for each in stored.feedstock_types.all())
+            new: Any = ", ".join(str(each) for each in form.cleaned_data[name])
+        else:
+            old, new = getattr(stored, name), form.cleaned_data[name]
+        changes.append(
+            Difference(
+                str(field.label),
+                old,
+                new,
+                is_moment=isinstance(field, forms.DateTimeField),
+                is_number=isinstance(field, forms.DecimalField),
+            )
+        )
+    return changes
+
+
 def unusual_values(cleaned: Mapping[str, Any]) -> list[str]:
     """What is possible but unusual in a batch, in words, for the operator to confirm."""
     unusual = []
@@ -324,6 +365,15 @@ def _plausible_moment(moment: datetime) -> datetime:
     if moment < EARLIEST_MOMENT:
         raise forms.ValidationError(f"Enter a time after {EARLIEST_MOMENT.year}.")
     return moment
+
+
+class VoidForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is this batch void?",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept with the batch and shown in its history.",
+    )
 
 
 class BatchFilterForm(forms.Form):

@@ -22,6 +22,8 @@ MASS_STEP = Decimal("0.000001")
 # and both databases' date arithmetic can hold.
 EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_MOMENT = datetime(9998, 12, 31, tzinfo=UTC)
+# Isometric takes supplier references of 1 to 100 characters.
+REFERENCE_MAX = 100
 # The largest id either database's integer columns hold: a larger one names no row.
 MAX_ROW_ID = 2**63 - 1
 
@@ -88,6 +90,8 @@ class SyncStatus(models.TextChoices):
     SYNCED = "synced", "Synced"
     REJECTED = "rejected", "Rejected"
     FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted in Isometric"
+    VOIDED = "voided", "Voided"
 
 
 class BatchKind(models.TextChoices):
@@ -104,7 +108,7 @@ class ProductionBatch(models.Model):
     facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="batches")
     feedstock_types = models.ManyToManyField(FeedstockType, related_name="batches")
     # Unique within an account (see Meta); "" only for a batch pulled from Isometric without one.
-    supplier_reference_id = models.CharField(max_length=100)
+    supplier_reference_id = models.CharField(max_length=REFERENCE_MAX)
     kind = models.CharField(max_length=20, choices=BatchKind, default=BatchKind.BIOCHAR)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
@@ -147,7 +151,14 @@ class ProductionBatch(models.Model):
     last_error = models.TextField(blank=True, editable=False)
     # Isometric's 422, as [form field name or None, message] pairs.
     rejection_errors = models.JSONField(default=list, blank=True, editable=False)
+    # When a pull found the batch gone from Isometric (its status is then "deleted").
     deleted_in_isometric_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The Isometric batch a correction deleted, until the corrected one is there: it is never
+    # adopted back, and a reference Isometric keeps for it is not offered again.
+    replaced_remote_id = models.CharField(max_length=ISOMETRIC_ID_MAX, blank=True, editable=False)
+    # Why an operator voided the batch; set from the request, so a void under way has one.
+    void_reason = models.TextField(blank=True, editable=False)
+    voided_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -178,6 +189,7 @@ class ProductionBatch(models.Model):
 
     class Meta:
         verbose_name = "production batch"
+        permissions = [("void_productionbatch", "Can void production batch")]
         verbose_name_plural = "production batches"
         ordering = ["-started_at", "-id"]
         indexes = [
@@ -225,8 +237,26 @@ class ProductionBatch(models.Model):
 
     @property
     def is_editable(self) -> bool:
-        """A synced batch is final (Isometric has no PATCH); one being pushed must not change."""
-        return self.sync_status not in (SyncStatus.SYNCED, SyncStatus.SYNCING)
+        """Any batch can be corrected, except one voided or being voided."""
+        return not self.void_reason
+
+    @property
+    def is_correction(self) -> bool:
+        """Saving it replaces a batch Isometric holds (deleted there, then created again)."""
+        return bool(self.remote_id) and self.sync_status in (SyncStatus.SYNCED, SyncStatus.DELETED)
+
+    @property
+    def work_under_way(self) -> str:
+        """What the worker is doing with the batch, in an operator's words ("" when nothing)."""
+        if self.sync_status not in (SyncStatus.PENDING, SyncStatus.SYNCING):
+            return ""
+        if self.void_reason:
+            return "Voiding: deleting it in Isometric"
+        if self.remote_id:
+            return f"Correcting: deleting {self.remote_id} in Isometric, then sending it again"
+        if self.replaced_remote_id:
+            return f"Correcting: {self.replaced_remote_id} deleted, sending the corrected batch"
+        return ""
 
     @property
     def is_in_motion(self) -> bool:
@@ -259,6 +289,22 @@ class ProductionBatch(models.Model):
                 standard_deviation=None if deviation is None else float(deviation),
             ),
             display_name=self.display_name or None,
+        )
+
+    def matches(self, remote: RemoteBatch) -> bool:
+        """Whether Isometric's copy holds this batch's values, its reference aside (the key it
+        was found by). A display name left blank here is Isometric's to choose."""
+        mine, deviation = self.to_api(), remote.mass.standard_deviation
+        return (
+            mine.facility_id == remote.facility_id
+            and sorted(mine.feedstock_type_ids) == sorted(remote.feedstock_type_ids)
+            and mine.kind == (remote.kind or BatchKind.BIOCHAR)
+            and (mine.started_at, mine.ended_at) == (remote.started_at, remote.ended_at)
+            and self.mass_magnitude == decimal_of(remote.mass.magnitude)
+            and self.mass_unit == remote.mass.unit
+            and self.mass_standard_deviation
+            == (None if deviation is None else decimal_of(deviation))
+            and (not self.display_name or self.display_name == remote.display_name)
         )
 
     @staticmethod
@@ -315,6 +361,7 @@ def synced_state() -> dict[str, Any]:
         "last_error": "",
         "rejection_errors": [],
         "deleted_in_isometric_at": None,
+        "replaced_remote_id": "",
     }
 
 
@@ -351,6 +398,8 @@ class AttemptOutcome(models.TextChoices):
     CREATED = "created", "Created in Isometric"
     ADOPTED = "adopted", "Found in Isometric"
     REJECTED = "rejected", "Refused by Isometric"
+    DELETED = "deleted", "Deleted in Isometric"
+    VOIDED = "voided", "Voided"
     RETRY = "retry", "Will retry"
     FAILED = "failed", "Gave up"
     PAUSED = "paused", "Credentials refused"

@@ -5,7 +5,12 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 
 OPERATORS = "Operators"
-OPERATOR_PERMISSIONS = ("view_productionbatch", "add_productionbatch", "change_productionbatch")
+OPERATOR_PERMISSIONS = (
+    "view_productionbatch",
+    "add_productionbatch",
+    "change_productionbatch",
+    "void_productionbatch",
+)
 
 
 def ensure_operators_group(**kwargs: Any) -> None:

@@ -73,20 +73,26 @@ def matching(batches: QuerySet[ProductionBatch], term: str) -> QuerySet[Producti
     database folds. It lowers the term as it lowered the text: SQLite's lower() changes ASCII
     letters only, so a term lowered by Python missed "É" in SQLite's copy of "ÉTÉ"."""
     connection = connections[batches.db]
-    if connection.vendor == "sqlite" and len(term) >= 3:
+    if connection.vendor == "sqlite" and len(term) >= 3 and _plain(term):
         ids = _sqlite_trigram_matches(connection, term)
         if len(ids) < RARE_TERM_LIMIT:
             return batches.filter(pk__in=ids)
     return batches.filter(search_text__contains=Lower(Value(term)))
 
 
+def _plain(term: str) -> bool:
+    """Whether the trigram index answers the term: FTS5 misses matches of a GLOB pattern with
+    a one-character set (how a wildcard is escaped) or a control character, so such terms are
+    looked for without it."""
+    return term.isprintable() and not set(term) & set("*?[")
+
+
 def _sqlite_trigram_matches(connection: BaseDatabaseWrapper, term: str) -> list[int]:
-    # GLOB, because the trigram index serves it and its wildcards escape as one-character sets.
-    pattern = "".join(f"[{char}]" if char in "*?[" else char for char in term)
+    # GLOB, because the trigram index serves it (_plain: the term has no wildcards).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT rowid FROM batches_search WHERE search_text GLOB '*' || lower(%s) || '*' "
             "LIMIT %s",
-            [pattern, RARE_TERM_LIMIT],
+            [term, RARE_TERM_LIMIT],
         )
         return [row[0] for row in cursor.fetchall()]

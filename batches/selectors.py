@@ -135,6 +135,8 @@ def filtered_batches(
         batches = batches.filter(feedstock_types=feedstock_type)
     if sync_status := filters.get("sync_status"):
         batches = batches.filter(sync_status=sync_status)
+    else:
+        batches = batches.exclude(sync_status=SyncStatus.VOIDED)  # kept, out of the way
     if started_from := filters.get("started_from"):
         batches = batches.filter(started_at__gte=_start_of(started_from))
     if started_to := filters.get("started_to"):

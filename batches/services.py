@@ -9,33 +9,29 @@ from batches.models import ProductionBatch, SyncStatus
 
 
 class BatchNotEditable(Exception):
-    """The batch was synced, or claimed for sync, after the operator opened the form."""
+    """The batch was voided, or a void of it begun, after the operator opened the form."""
 
 
 def save_batch(
     form: ProductionBatchForm, user: AbstractBaseUser | AnonymousUser
 ) -> ProductionBatch | None:
-    """Save a valid form's batch as due for sync.
+    """Save a valid form's batch as due for sync, whatever its state: not yet sent, the new
+    values are what is sent; being sent, they are sent once that push settles (the worker sees
+    the change when it records the push); in Isometric, saving is a correction (the worker
+    deletes Isometric's copy, then creates the corrected one).
 
     Returns None, with the error on the form, when another batch took the same supplier
     reference between validation and saving.
     """
     batch: ProductionBatch = form.save(commit=False)
-    if batch._state.adding and user.is_authenticated:
-        batch.created_by_id = user.pk
-    batch.sync_status = SyncStatus.PENDING
-    batch.next_attempt_at = timezone.now()
-    batch.sync_attempts = 0
-    batch.failing_since = None
-    batch.last_error = ""
-    batch.rejection_errors = []
     try:
         with transaction.atomic():
-            if not batch._state.adding:
-                # The worker may have tried it since the form was loaded: whether that try
-                # reached Isometric is the worker's to say, not the form's stale copy.
-                batch.possibly_sent = _lock_editable(batch.pk).possibly_sent
-            batch.save()
+            if batch._state.adding:
+                if user.is_authenticated:
+                    batch.created_by_id = user.pk
+                batch.save()
+            else:
+                _save_edit(batch, form)
             form.save_m2m()
     except IntegrityError:
         if not reference_taken(batch.supplier_reference_id, batch.account, exclude_pk=batch.pk):
@@ -43,6 +39,63 @@ def save_batch(
         form.add_error("supplier_reference_id", DUPLICATE_REFERENCE)
         return None
     return batch
+
+
+def _save_edit(batch: ProductionBatch, form: ProductionBatchForm) -> None:
+    """Write the form's values, and set the batch to be sent unless a push of it is under way
+    (that push's outcome is recorded first). The worker's columns (Isometric's id, whether it
+    may hold the batch) are never taken from the form's copy: the worker may have written them
+    since the form was loaded."""
+    current = ProductionBatch.objects.select_for_update().get(pk=batch.pk)
+    if current.void_reason:
+        raise BatchNotEditable(batch.pk)
+    if current.sync_status == SyncStatus.SYNCED and not form.has_changed():
+        return  # nothing to correct
+    columns = {field.name for field in ProductionBatch._meta.concrete_fields}
+    values = [name for name in form.fields if name in columns and name != "account"]
+    if current.sync_status == SyncStatus.SYNCING:
+        batch.save(update_fields=values)
+        return
+    batch.sync_status = SyncStatus.PENDING
+    batch.next_attempt_at = timezone.now()
+    batch.sync_attempts = 0
+    batch.failing_since = None
+    batch.last_error = ""
+    batch.rejection_errors = []
+    sync = ["sync_status", "next_attempt_at", "sync_attempts", "failing_since", "last_error"]
+    batch.save(update_fields=[*values, *sync, "rejection_errors"])
+
+
+def void_batch(batch: ProductionBatch, reason: str) -> bool:
+    """Void the batch: deleted in Isometric by the worker if it may be there (a push under way
+    finishes first), kept here as voided. False when it was voided, or being voided, already."""
+    with transaction.atomic():
+        current = ProductionBatch.objects.select_for_update().get(pk=batch.pk)
+        if current.void_reason:
+            return False
+        current.void_reason = reason
+        if current.sync_status == SyncStatus.SYNCING:
+            current.save(update_fields=["void_reason", "updated_at"])
+            return True  # the worker records its push, then deletes what it sent
+        if current.remote_id or current.possibly_sent:
+            current.sync_status = SyncStatus.PENDING
+            current.next_attempt_at = timezone.now()
+        else:
+            current.sync_status = SyncStatus.VOIDED
+            current.next_attempt_at = None
+            current.voided_at = timezone.now()
+            current.last_error = ""
+        current.save(
+            update_fields=[
+                "void_reason",
+                "sync_status",
+                "next_attempt_at",
+                "voided_at",
+                "last_error",
+                "updated_at",
+            ]
+        )
+    return True
 
 
 def retry_batch(batch: ProductionBatch) -> bool:
@@ -56,12 +109,3 @@ def retry_batch(batch: ProductionBatch) -> bool:
         updated_at=timezone.now(),
     )
     return updated == 1
-
-
-def _lock_editable(pk: int) -> ProductionBatch:
-    current = (
-        ProductionBatch.objects.select_for_update().only("sync_status", "possibly_sent").get(pk=pk)
-    )
-    if not current.is_editable:
-        raise BatchNotEditable(pk)
-    return current

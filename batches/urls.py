@@ -10,6 +10,7 @@ urlpatterns = [
     path("statuses/", views.batch_statuses, name="statuses"),
     path("<int:pk>/", views.batch_detail, name="detail"),
     path("<int:pk>/edit/", views.batch_edit, name="edit"),
+    path("<int:pk>/void/", views.batch_void, name="void"),
     path("<int:pk>/retry/", views.batch_retry, name="retry"),
     path("refresh/", views.refresh_from_isometric, name="refresh"),
 ]

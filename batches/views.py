@@ -13,9 +13,12 @@ from batches.forms import (
     BatchStatusesForm,
     ProductionBatchForm,
     RemoteBatchesForm,
+    VoidForm,
+    differences,
     rejection_by_label,
 )
-from batches.services import BatchNotEditable, retry_batch, save_batch
+from batches.models import ProductionBatch
+from batches.services import BatchNotEditable, retry_batch, save_batch, void_batch
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
@@ -162,23 +165,57 @@ def batch_create(request: HttpRequest) -> HttpResponse:
 @permission_required("batches.change_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a batch in any state. A batch Isometric holds is corrected: the operator sees what
+    changes and confirms before it is saved."""
     batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
     if not batch.is_editable:
         messages.error(request, _NOT_EDITABLE)
         return redirect(batch)
+    is_correction = batch.is_correction
     form = ProductionBatchForm(
         request.POST or None, instance=batch, accounts=accounts_of(request.user)
     )
     if request.method == "POST" and form.is_valid():
+        if is_correction and form.has_changed() and "confirm_correction" not in request.POST:
+            context = {"form": form, "batch": batch, "differences": differences(form)}
+            return render(request, "batches/correction.html", context)
         try:
             saved = save_batch(form, request.user)
         except BatchNotEditable:
             messages.error(request, _NOT_EDITABLE)
             return redirect(batch)
         if saved:
-            messages.success(request, f"Batch {saved.supplier_reference_id} updated.")
+            messages.success(request, _saved_message(saved, is_correction, form.has_changed()))
             return redirect(saved)
     return render(request, "batches/form.html", {"form": form, "batch": batch})
+
+
+def _saved_message(batch: ProductionBatch, is_correction: bool, changed: bool) -> str:
+    if not changed:
+        return f"Batch {batch.supplier_reference_id}: nothing changed."
+    if is_correction:
+        return (
+            f"Batch {batch.supplier_reference_id} corrected. The portal replaces it in "
+            "Isometric in a moment: this page shows each step."
+        )
+    return f"Batch {batch.supplier_reference_id} updated."
+
+
+@permission_required("batches.void_productionbatch", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def batch_void(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
+    if batch.void_reason:
+        messages.info(request, "This batch is voided already.")
+        return redirect(batch)
+    form = VoidForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if void_batch(batch, form.cleaned_data["reason"]):
+            messages.success(request, f"Batch {batch.supplier_reference_id} voided.")
+        else:
+            messages.info(request, "This batch is voided already.")
+        return redirect(batch)
+    return render(request, "batches/void.html", {"form": form, "batch": batch})
 
 
 _STALE_PAGE = "That page link is not valid any more, so here is the first page."
@@ -186,7 +223,4 @@ _NO_ACCOUNT = (
     "You are not a member of any Isometric account, so there is nowhere to record a batch. "
     "Ask an admin to add you to your organisation's account."
 )
-_NOT_EDITABLE = (
-    "This batch is with Isometric, or being sent to it right now, so it cannot be changed here: "
-    "Isometric does not allow changes to a batch it holds."
-)
+_NOT_EDITABLE = "This batch is voided, so it can no longer be changed."

@@ -16,6 +16,7 @@ from batches.models import (
     Facility,
     FeedstockType,
     ProductionBatch,
+    SyncStatus,
     is_isometric_id,
     unmirrorable,
 )
@@ -26,6 +27,11 @@ from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
 
+# A pull writes Isometric's values over a batch only where they are the truth: a batch with work
+# under way (a push, a correction, a void) is the worker's, and a voided one stays voided.
+ISOMETRICS_COPY_COUNTS = (SyncStatus.SYNCED, SyncStatus.DELETED)
+# Batches not sent that Isometric may hold all the same (a lost answer), found by reference.
+ADOPTABLE = (SyncStatus.REJECTED, SyncStatus.FAILED)
 # The through table of ProductionBatch.feedstock_types.
 FeedstockLink = ProductionBatch.feedstock_types.through
 
@@ -201,13 +207,19 @@ class _Mirror:
     def _without_taken_references(self, nodes: list[RemoteBatch]) -> list[RemoteBatch]:
         """A supplier reference is unique in the account: a remote batch cannot be stored under a
         reference another batch here has (one with another Isometric id, or one not yet sent
-        when another batch already has this one's id), or an earlier node of the page took."""
+        when another batch already has this one's id), or an earlier node of the page took.
+        Those of batches with work under way are left to the worker, unreported."""
         references = {node.supplier_reference_id for node in nodes if node.supplier_reference_id}
         rows = self.account.batches.filter(
             Q(supplier_reference_id__in=references) | Q(remote_id__in=[node.id for node in nodes])
-        ).values_list("supplier_reference_id", "remote_id")
-        holders: dict[str, str | None] = dict(rows)
-        held_ids = {remote_id for _, remote_id in rows}
+        ).values_list("supplier_reference_id", "remote_id", "sync_status")
+        holders: dict[str, str | None] = {reference: remote_id for reference, remote_id, _ in rows}
+        held_ids = {remote_id for _, remote_id, _ in rows}
+        the_workers = {
+            remote_id or reference
+            for reference, remote_id, status in rows
+            if status not in (ADOPTABLE if remote_id is None else ISOMETRICS_COPY_COUNTS)
+        }
         kept = []
         for node in nodes:
             reference = node.supplier_reference_id or ""
@@ -217,6 +229,8 @@ class _Mirror:
             if holder != node.id:
                 whose = f"the batch {holder}'s" if holder else "a batch's not yet sent"
                 self.result.skipped.append(f"{node.id}: its supplier reference is already {whose}")
+                continue
+            if node.id in the_workers or reference in the_workers:
                 continue
             if reference:
                 holders[reference] = node.id
@@ -256,7 +270,9 @@ class _Mirror:
         ids = [node.id for node in nodes]
         by_remote_id = {
             batch.remote_id: batch
-            for batch in self.account.batches.filter(remote_id__in=ids)
+            for batch in self.account.batches.filter(
+                remote_id__in=ids, sync_status__in=ISOMETRICS_COPY_COUNTS
+            )
             if batch.remote_id
         }
         references = [
@@ -267,7 +283,10 @@ class _Mirror:
         if not references:
             return by_remote_id, {}
         unsent = ProductionBatch.objects.filter(
-            account=self.account, remote_id=None, supplier_reference_id__in=references
+            account=self.account,
+            remote_id=None,
+            supplier_reference_id__in=references,
+            sync_status__in=ADOPTABLE,
         )
         return by_remote_id, {batch.supplier_reference_id: batch for batch in unsent}
 
@@ -305,14 +324,14 @@ def _mark_deleted(account: IsometricAccount, seen: set[str], started: datetime) 
     mirrored = ProductionBatch.objects.filter(
         account=account,
         remote_id__isnull=False,
-        deleted_in_isometric_at=None,
+        sync_status=SyncStatus.SYNCED,
         updated_at__lt=started,
     ).values_list("pk", "remote_id")
     gone = [pk for pk, remote_id in mirrored.iterator(chunk_size=2000) if remote_id not in seen]
     now = timezone.now()
     for chunk in batched(gone, 500):
-        ProductionBatch.objects.filter(pk__in=chunk).update(
-            deleted_in_isometric_at=now, updated_at=now
+        ProductionBatch.objects.filter(pk__in=chunk, sync_status=SyncStatus.SYNCED).update(
+            sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
         )
     return len(gone)
 

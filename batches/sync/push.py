@@ -1,26 +1,40 @@
-"""Push: every batch reaches Isometric exactly once.
+"""Push: every batch reaches Isometric exactly once, and a correction or a void replaces or
+removes it there exactly once.
 
-The protocol of one attempt: look the batch up first if an earlier attempt may have stored it,
-post it, and on a conflict look it up again. send() makes it and writes nothing: it answers
+The protocol of one attempt: delete Isometric's copy first if the batch was corrected or voided
+since it was sent, look the batch up if an earlier attempt may have stored it, post it, and on a
+conflict look it up again. send() makes it and writes nothing: it answers
 with the outcome (batches.sync.queue), which Sent.record() has the queue record under the
 worker's claim. push() does both.
 """
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.utils import timezone
 
-from batches.models import AttemptOutcome, ProductionBatch, is_isometric_id
-from batches.sync.queue import Claim, Outcome, Paused, Refused, Retry, Synced, record
+from batches.models import REFERENCE_MAX, AttemptOutcome, ProductionBatch, is_isometric_id
+from batches.sync.queue import (
+    Claim,
+    Kept,
+    Outcome,
+    Paused,
+    Refused,
+    Retry,
+    Synced,
+    Voided,
+    record,
+)
 from isometric.client import Client
 from isometric.errors import (
     AuthenticationFailed,
     Conflict,
     IsometricError,
     MalformedResponse,
+    NotFound,
     RateLimited,
     ServerError,
     TransportError,
@@ -40,85 +54,150 @@ def push(claim: Claim, clients: Clients) -> AttemptOutcome:
 @dataclass(frozen=True)
 class Sent:
     """An attempt made and not yet recorded: the worker records it once its place among the
-    pushes at once has gone to the next batch."""
+    pushes at once has gone to the next batch. `deleted`: the Isometric batch this attempt
+    found deleted (a correction's or a void's first step), recorded before the outcome."""
 
     claim: Claim
     outcome: Outcome
     started_at: datetime
     seconds: float
+    deleted: str = ""
 
     def record(self) -> AttemptOutcome:
-        return record(self.claim, self.outcome, self.started_at, self.seconds)
+        return record(self.claim, self.outcome, self.started_at, self.seconds, self.deleted)
 
 
 def send(claim: Claim, clients: Clients) -> Sent:
-    """One attempt at getting the batch into Isometric, and what came of it."""
+    """One attempt at getting the batch into Isometric (or out of it), and what came of it."""
     started_at, started = timezone.now(), time.monotonic()
-    outcome = _attempt(claim.batch, claim.look_up_first, clients)
-    return Sent(claim, outcome, started_at, time.monotonic() - started)
-
-
-def _attempt(batch: ProductionBatch, look_up_first: bool, clients: Clients) -> Outcome:
-    """Whatever goes wrong is an outcome too, never an exception: no batch is left "syncing"."""
-    attempt = _Attempt(batch, look_up_first)
-    try:
-        remote, adopted = attempt.send(clients)
-    except IsometricError as exc:
-        return attempt.failed(exc)
-    except Exception as exc:
-        log.exception("push of batch %s failed unexpectedly", batch.pk)
-        # Named without its details (which may hold anything): the log has the traceback.
-        message = f"Unexpected error in the portal ({type(exc).__name__}); see its log"
-        return Retry(message, attempt.possibly_sent)
-    return Synced(remote, adopted)
+    attempt = _Attempt(claim.batch, claim.look_up_first)
+    outcome = attempt.outcome(clients)
+    return Sent(claim, outcome, started_at, time.monotonic() - started, attempt.deleted)
 
 
 class _Attempt:
-    """One attempt at one batch, remembering whether Isometric may now hold it."""
+    """One attempt at one batch, remembering whether Isometric may now hold it.
+
+    A batch Isometric holds (remote_id) that was corrected or voided is deleted there first;
+    only once that is confirmed is the corrected one created, so Isometric never holds two.
+    """
 
     def __init__(self, batch: ProductionBatch, look_up_first: bool) -> None:
         self.batch = batch
         self.possibly_sent = look_up_first
         self.posting = False
+        self.deleting = False
+        self.deleted = ""  # confirmed gone from Isometric in this attempt
+        self.replaced = batch.replaced_remote_id  # deleted by this correction, never adopted
 
-    def send(self, clients: Clients) -> tuple[RemoteBatch, bool]:
-        """Isometric's copy of the batch, and whether it was there already."""
-        remote, adopted = self._send(clients.get(self.batch.account))
+    def outcome(self, clients: Clients) -> Outcome:
+        """Whatever goes wrong is an outcome too, never an exception: no batch is left
+        "syncing"."""
+        try:
+            client = clients.get(self.batch.account)
+            if self.batch.void_reason:
+                return self._void(client)
+            if self.batch.remote_id:
+                self._delete(client, self.batch.remote_id)
+            remote, adopted = self._create(client)
+        except IsometricError as exc:
+            return self.failed(exc)
+        except Exception as exc:
+            log.exception("push of batch %s failed unexpectedly", self.batch.pk)
+            # Named without its details (which may hold anything): the log has the traceback.
+            message = f"Unexpected error in the portal ({type(exc).__name__}); see its log"
+            return Retry(message, self.possibly_sent)
         if not is_isometric_id(remote.id):
-            raise MalformedResponse(
-                f"Isometric's id for the batch is not an id: {remote.id[:40]!r}"
+            return self.failed(
+                MalformedResponse(f"Isometric's id for the batch is not an id: {remote.id[:40]!r}")
             )
-        return remote, adopted
+        return Synced(remote, adopted)
 
-    def _send(self, client: Client) -> tuple[RemoteBatch, bool]:
-        reference = self.batch.supplier_reference_id
+    def _void(self, client: Client) -> Outcome:
+        remote_id = self.batch.remote_id
+        if not remote_id and self.possibly_sent:
+            found = self._find(client, self.batch.supplier_reference_id)
+            remote_id = found.id if found else None
+        if remote_id:
+            self._delete(client, remote_id)
+        self.possibly_sent = False
+        return Voided(self.batch.void_reason)
+
+    def _delete(self, client: Client, remote_id: str) -> None:
+        """Delete Isometric's copy. Already gone counts as done: an earlier attempt's answer
+        was lost, or someone deleted it in Certify."""
+        self.deleting = True
+        with contextlib.suppress(NotFound):
+            client.delete_production_batch(remote_id)
+        self.deleting = False
+        self.deleted = self.replaced = remote_id
+
+    def _create(self, client: Client) -> tuple[RemoteBatch, bool]:
+        """Isometric's copy of the batch, and whether it was there already."""
         if self.possibly_sent:
-            found = client.find_production_batch(reference)
+            found = self._find(client, self.batch.supplier_reference_id)
             if found is not None:
                 return found, True
             self.possibly_sent = False
-        self.posting = self.possibly_sent = True
-        try:
-            return client.create_production_batch(self.batch.to_api()), False
-        except Conflict:
-            self.posting = False
-            found = client.find_production_batch(reference)
-            if found is None:
+        references = [self.batch.supplier_reference_id]
+        if self.replaced:
+            references += derived_references(self.batch)
+        for reference in references:
+            self.posting = self.possibly_sent = True
+            try:
+                body = replace(self.batch.to_api(), supplier_reference_id=reference)
+                return client.create_production_batch(body), False
+            except Conflict:
+                self.posting = False
+            found = self._find(client, reference)
+            if found is not None and (reference in references[:1] or self.batch.matches(found)):
+                return found, True
+            if not self.replaced:
                 raise IsometricError(
                     "Isometric says a batch with this supplier reference exists, "
                     "but does not list one"
-                ) from None
-            return found, True
+                )
+            # Isometric keeps the reference of the batch this correction deleted.
+        raise IsometricError(
+            "Isometric keeps the supplier reference of the deleted batch, and every reference "
+            "derived from it is taken: give the batch another reference"
+        )
+
+    def _find(self, client: Client, reference: str) -> RemoteBatch | None:
+        found = client.find_production_batch(reference)
+        return None if found is None or found.id == self.replaced else found
 
     def failed(self, exc: IsometricError) -> Outcome:
         if self.posting and not _may_have_stored(exc):
             self.possibly_sent = False
         if isinstance(exc, AuthenticationFailed):  # UnreadableCredentials too
             return Paused(str(exc), self.possibly_sent, exc.status)
+        if self.deleting and isinstance(exc, ValidationFailed | Conflict):
+            return Kept(str(exc), exc.status)
         if isinstance(exc, ValidationFailed):
             return Refused(str(exc), exc.field_errors, exc.status)
         retry_after = exc.retry_after if isinstance(exc, RateLimited | ServerError) else None
         return Retry(str(exc), self.possibly_sent, exc.status, retry_after)
+
+
+def derived_references(batch: ProductionBatch, tries: int = 10) -> list[str]:
+    """References to create a corrected batch under when Isometric will not take its own again
+    after the delete: "REF~2", "REF~3"… (counting on from a "~n" the reference already has),
+    the same for every attempt, so one whose answer was lost is found, not made twice. Those
+    another batch here has are left out."""
+    base, _, number = batch.supplier_reference_id.rpartition("~")
+    if not (base and number.isdigit()):
+        base, number = batch.supplier_reference_id, "1"
+    candidates = []
+    for n in range(int(number) + 1, int(number) + 1 + tries):
+        suffix = f"~{n}"
+        candidates.append(base[: REFERENCE_MAX - len(suffix)] + suffix)
+    taken = set(
+        ProductionBatch.objects.filter(
+            account_id=batch.account_id, supplier_reference_id__in=candidates
+        ).values_list("supplier_reference_id", flat=True)
+    )
+    return [reference for reference in candidates if reference not in taken]
 
 
 def _may_have_stored(exc: IsometricError) -> bool:

@@ -33,6 +33,10 @@ LOST_ATTEMPT = (
     "trying again, looking the batch up in Isometric first"
 )
 REFUSED_MESSAGE = "Isometric refused this batch. Correct the fields marked and save it."
+KEPT_MESSAGE = (
+    "Isometric refused to delete {remote_id}, so it still holds the batch as it was before "
+    "this correction; the corrected values are kept here. Isometric's reason: {reason}"
+)
 PAUSED_MESSAGE = (
     "Isometric refused this account's credentials, so sending is paused until an admin "
     "updates them."
@@ -94,7 +98,24 @@ class Paused:
     http_status: int | None = None
 
 
-Outcome = Synced | Refused | Retry | Paused
+@dataclass(frozen=True)
+class Kept:
+    """Isometric refused to delete the batch (a correction's or a void's first step): it holds
+    the batch as it was, and the operator is told why."""
+
+    message: str
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class Voided:
+    """The batch is gone from Isometric, or never reached it: voided."""
+
+    reason: str
+    http_status: int | None = None
+
+
+Outcome = Synced | Refused | Retry | Paused | Kept | Voided
 
 
 def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
@@ -175,20 +196,23 @@ def release(claim: Claim) -> None:
     )
 
 
-def record(claim: Claim, outcome: Outcome, started_at: datetime, seconds: float) -> AttemptOutcome:
+def record(
+    claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str = ""
+) -> AttemptOutcome:
     """Apply what came of an attempt to the batch, if the claim on it still holds, and add the
-    attempt to the batch's history either way."""
+    attempt to the batch's history either way. `deleted`: the Isometric batch the attempt
+    deleted first, a step of its own in the history."""
     batch = claim.batch
     if isinstance(outcome, Paused):
         _pause_account(batch.account, outcome.message)
     try:
-        attempt, held = _apply(claim, outcome, started_at, seconds)
+        attempt, held = _apply(claim, outcome, started_at, seconds, deleted)
     except DatabaseError as exc:
         # What Isometric answered cannot be stored (an id another batch holds, a value out of
         # range): the batch is tried again, looked up first, rather than stuck.
         message = _unstorable(batch, outcome, exc)
         retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
-        attempt, held = _apply(claim, retry, started_at, seconds)
+        attempt, held = _apply(claim, retry, started_at, seconds, deleted)
     lost = "" if held else " (its lease had run out: the outcome was not applied)"
     log.info(
         "batch %s %s: %s [%s, %d ms] %s%s",
@@ -205,13 +229,33 @@ def record(claim: Claim, outcome: Outcome, started_at: datetime, seconds: float)
 
 @transaction.atomic
 def _apply(
-    claim: Claim, outcome: Outcome, started_at: datetime, seconds: float
+    claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str
 ) -> tuple[SyncAttempt, bool]:
     """Write the batch's new state under the claim and the attempt; whether the claim held."""
-    kind, message, changes = _settle(claim.batch, outcome, started_at)
-    held = ProductionBatch.objects.filter(
-        pk=claim.batch.pk, claim_token=claim.token, sync_status=SyncStatus.SYNCING
-    ).update(**changes | {"claim_token": "", "updated_at": timezone.now()})
+    current = (
+        ProductionBatch.objects.select_for_update()
+        .select_related("facility")
+        .prefetch_related("feedstock_types")
+        .filter(pk=claim.batch.pk, claim_token=claim.token, sync_status=SyncStatus.SYNCING)
+        .first()
+    )
+    if deleted:
+        SyncAttempt.objects.create(
+            batch_id=claim.batch.pk,
+            started_at=started_at,
+            duration_ms=0,
+            outcome=AttemptOutcome.DELETED,
+            http_status=204,
+            message=f"Deleted {deleted} in Isometric",
+        )
+    kind, message, changes = _settle(claim, current or claim.batch, outcome, started_at)
+    if deleted:
+        replaced = "" if isinstance(outcome, Voided) else deleted
+        changes = {"remote_id": None, "replaced_remote_id": replaced} | changes
+    if current is not None:
+        ProductionBatch.objects.filter(pk=current.pk).update(
+            **changes | {"claim_token": "", "updated_at": timezone.now()}
+        )
     attempt = SyncAttempt.objects.create(
         batch_id=claim.batch.pk,
         started_at=started_at,
@@ -220,26 +264,67 @@ def _apply(
         http_status=outcome.http_status,
         message=message[:500],
     )
-    return attempt, bool(held)
+    return attempt, current is not None
 
 
 def _settle(
-    batch: ProductionBatch, outcome: Outcome, started_at: datetime
+    claim: Claim, batch: ProductionBatch, outcome: Outcome, started_at: datetime
 ) -> tuple[AttemptOutcome, str, dict[str, Any]]:
     """What the attempt is in the batch's history (outcome, message), and the batch's new sync
-    columns: the one place an outcome becomes the batch's state."""
+    columns: the one place an outcome becomes the batch's state. `batch` is the row as it is
+    now: the operator may have corrected or voided it while the attempt ran."""
     counted = {"sync_attempts": F("sync_attempts") + 1}
+    changed = batch.to_api() != claim.batch.to_api()
+    again_now = {
+        **counted,
+        "sync_status": SyncStatus.PENDING,
+        "next_attempt_at": timezone.now(),
+        "failing_since": None,
+        "last_error": "",
+    }
     match outcome:
         case Synced(remote=remote, adopted=adopted):
+            kind = AttemptOutcome.ADOPTED if adopted else AttemptOutcome.CREATED
+            held = {
+                "remote_id": remote.id,
+                "uploaded_at": remote.uploaded_at or started_at,
+                "possibly_sent": False,
+            }
+            if batch.void_reason:
+                return kind, f"{outcome.message}; voided meanwhile", again_now | held
+            if changed or (adopted and not batch.matches(remote)):
+                message = f"{outcome.message}; changed meanwhile, so it is corrected next"
+                return kind, message, again_now | held | {"replaced_remote_id": ""}
             changes = {
                 **synced_state(),
                 **counted,
-                "remote_id": remote.id,
-                "uploaded_at": remote.uploaded_at or started_at,
+                **held,
+                "supplier_reference_id": remote.supplier_reference_id
+                or batch.supplier_reference_id,
                 "display_name": (remote.display_name or batch.display_name)[:100],
             }
-            kind = AttemptOutcome.ADOPTED if adopted else AttemptOutcome.CREATED
             return kind, outcome.message, changes
+        case Voided(reason=reason):
+            return AttemptOutcome.VOIDED, f"Voided: {reason}", _voided(counted)
+        case Kept(message=message):
+            changes = {**counted, "next_attempt_at": None, "possibly_sent": False}
+            if batch.void_reason:
+                changes |= {
+                    "sync_status": SyncStatus.SYNCED,
+                    "void_reason": "",
+                    "last_error": f"Not voided: Isometric refused to delete it. {message}",
+                }
+            else:
+                changes |= {
+                    "sync_status": SyncStatus.REJECTED,
+                    "last_error": KEPT_MESSAGE.format(remote_id=batch.remote_id, reason=message),
+                }
+            return AttemptOutcome.REJECTED, message, changes
+        case Refused() if batch.void_reason:
+            # Isometric refused the batch, so there is nothing there to delete.
+            return AttemptOutcome.VOIDED, outcome.message, _voided(counted)
+        case Refused() if changed:
+            return AttemptOutcome.REJECTED, f"{outcome.message}; changed meanwhile", again_now
         case Refused(field_errors=field_errors):
             changes = {
                 **counted,
@@ -281,6 +366,21 @@ def _settle(
                 "last_error": message,
             }
             return AttemptOutcome.RETRY, f"{message}; next attempt in {delay:.0f} s", changes
+
+
+def _voided(counted: dict[str, Any]) -> dict[str, Any]:
+    """The sync columns of a batch voided: nothing of it in Isometric, nothing left to do."""
+    return {
+        **counted,
+        "sync_status": SyncStatus.VOIDED,
+        "next_attempt_at": None,
+        "possibly_sent": False,
+        "remote_id": None,
+        "replaced_remote_id": "",
+        "failing_since": None,
+        "last_error": "",
+        "voided_at": timezone.now(),
+    }
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:

@@ -302,11 +302,11 @@ def test_an_ambiguous_push_is_looked_up_and_ends_synced_exactly_once(
     """The last push may have reached Isometric: the lookup scans pages the server did not
     filter, some of them failing, and the batch is then adopted, created, or tried again."""
     hostile.batches.extend(remote_batch(number) for number in range(4, 121))
-    if already_there:
-        hostile.batches.append(remote_batch(121, supplier_reference_id=REFERENCE))
+    batch = hostile_batch(hostile_account, possibly_sent=True)
+    if already_there:  # as the push whose answer was lost stored it
+        hostile.batches.append(remote_batch(121, **batch.to_api().to_json()))
     hostile.retry_after = "0"
     hostile.mode = mode
-    batch = hostile_batch(hostile_account, possibly_sent=True)
 
     for _ in range(5):
         push_due()

@@ -73,14 +73,17 @@ def test_a_pull_updates_a_batch_whose_copy_here_differs(
     assert local.mass_magnitude != Decimal("1")
 
 
-def test_a_pull_adopts_a_local_batch_with_the_same_reference(
+def test_a_pull_adopts_a_failed_batch_with_the_same_reference(
     account: IsometricAccount,
     emulator: Emulator,
     isometric_client: Client,
     known_facility: Facility,
     known_feedstock_type: FeedstockType,
 ) -> None:
-    batch = make_batch(known_facility, [known_feedstock_type], account=account)
+    """A push whose answer was lost and then gave up: Isometric holds it after all."""
+    batch = make_batch(
+        known_facility, [known_feedstock_type], account=account, sync_status=SyncStatus.FAILED
+    )
     created = isometric_client.create_production_batch(batch.to_api())
 
     result = sync.pull(account)
@@ -89,6 +92,51 @@ def test_a_pull_adopts_a_local_batch_with_the_same_reference(
     batch.refresh_from_db()
     assert (batch.sync_status, batch.remote_id) == (SyncStatus.SYNCED, created.id)
     assert ProductionBatch.objects.count() == 1
+
+
+@pytest.mark.parametrize("status", [SyncStatus.PENDING, SyncStatus.SYNCING])
+def test_a_pull_leaves_a_batch_being_sent_to_the_worker(
+    account: IsometricAccount,
+    emulator: Emulator,
+    isometric_client: Client,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+    status: SyncStatus,
+) -> None:
+    """The operator may have changed it since a push whose answer was lost: the worker looks
+    it up and corrects it if need be; the pull must not write Isometric's values over it."""
+    batch = make_batch(known_facility, [known_feedstock_type], account=account, sync_status=status)
+    isometric_client.create_production_batch(batch.to_api())
+    ProductionBatch.objects.filter(pk=batch.pk).update(display_name="Changed since")
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated, result.skipped) == (0, 0, [])
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.remote_id, batch.display_name) == (
+        status,
+        None,
+        "Changed since",
+    )
+    assert ProductionBatch.objects.count() == 1
+
+
+def test_a_pull_leaves_a_correction_under_way_to_the_worker(
+    account: IsometricAccount,
+    emulator: Emulator,
+    isometric_client: Client,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+) -> None:
+    batch = make_batch(known_facility, [known_feedstock_type], account=account)
+    created = isometric_client.create_production_batch(batch.to_api())
+    ProductionBatch.objects.filter(pk=batch.pk).update(remote_id=created.id, display_name="New")
+
+    result = sync.pull(account)
+
+    assert (result.new, result.updated, result.skipped) == (0, 0, [])
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.display_name) == (SyncStatus.PENDING, "New")
 
 
 def test_a_batch_deleted_in_isometric_is_marked_not_dropped(
@@ -104,7 +152,8 @@ def test_a_batch_deleted_in_isometric_is_marked_not_dropped(
     assert (result.deleted, result.unchanged) == (1, 2)
     gone = ProductionBatch.objects.get(remote_id=remote[1]["id"])
     assert gone.deleted_in_isometric_at is not None
-    assert ProductionBatch.objects.filter(deleted_in_isometric_at=None).count() == 2
+    assert gone.sync_status == SyncStatus.DELETED
+    assert ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count() == 2
 
 
 def test_a_failed_pull_marks_nothing_deleted_and_says_so(
@@ -119,7 +168,7 @@ def test_a_failed_pull_marks_nothing_deleted_and_says_so(
     with pytest.raises(sync.PullFailed):
         sync.pull(account)
 
-    assert ProductionBatch.objects.filter(deleted_in_isometric_at=None).count() == 3
+    assert ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count() == 3
     account.refresh_from_db()
     assert account.last_pull_summary.startswith("The last refresh failed")
 

@@ -93,20 +93,6 @@ def test_edit_changes_an_unsynced_batch_and_makes_it_due_again(
     assert batch.last_error == ""
 
 
-@pytest.mark.parametrize("status", [SyncStatus.SYNCED, SyncStatus.SYNCING])
-def test_a_synced_or_syncing_batch_is_read_only(
-    operator_client: Client, facility: Facility, feedstock_type: FeedstockType, status: str
-) -> None:
-    batch = make_batch(sync_status=status, display_name="Original")
-    url = reverse("batches:edit", args=[batch.pk])
-    assert operator_client.get(url)["Location"] == batch.get_absolute_url()
-    operator_client.post(url, form_data(facility, feedstock_type))
-    batch.refresh_from_db()
-    assert batch.display_name == "Original"
-    detail = operator_client.get(batch.get_absolute_url()).content.decode()
-    assert reverse("batches:edit", args=[batch.pk]) not in detail
-
-
 def test_detail_shows_every_field_and_the_sync_state(operator_client: Client) -> None:
     batch = make_batch(
         display_name="Kiln B run 7",
