@@ -21,9 +21,15 @@ from isometric.emulator.validation import NewBatch, Problems
 
 type Record = dict[str, Any]
 
+DEFAULT_DELETE_REFUSAL = "This production batch is part of a removal and cannot be deleted"
+
 
 class DuplicateSupplierReference(Exception):
     pass
+
+
+class DeleteRefused(Exception):
+    """Isometric will not delete the batch; the message is its reason."""
 
 
 def _batch_key(batch: Record) -> Key:
@@ -49,6 +55,8 @@ class Store:
         self._batch_keys: list[Key] = []
         for batch in state["production_batches"]:
             self._insert(batch)
+        # Reason by batch id. State files written before refusals existed have none.
+        self._delete_refusals: dict[str, str] = state.get("delete_refusals", {})
 
     @classmethod
     def open(cls, state_file: Path | None) -> tuple["Store", bool]:
@@ -146,13 +154,32 @@ class Store:
         with self._lock:
             return self._batches.get(batch_id)
 
-    def delete(self, batch_id: str) -> bool:
+    def delete(self, batch_id: str, *, honour_refusal: bool) -> bool:
+        """False when there is no such batch. With `honour_refusal`, a batch given a delete
+        refusal stays and DeleteRefused is raised."""
         with self._lock:
-            batch = self._batches.pop(batch_id, None)
+            batch = self._batches.get(batch_id)
             if batch is None:
                 return False
+            if honour_refusal and batch_id in self._delete_refusals:
+                raise DeleteRefused(self._delete_refusals[batch_id])
+            del self._batches[batch_id]
             del self._ids_by_reference[batch["supplier_reference_id"]]
             self._batch_keys.remove(_batch_key(batch))
+            self._delete_refusals.pop(batch_id, None)
+            self._save()
+            return True
+
+    def set_delete_refusal(self, batch_id: str, reason: str | None) -> bool:
+        """From now on refuse to delete the batch with `reason`, or (None) no longer refuse;
+        False when there is no such batch."""
+        with self._lock:
+            if batch_id not in self._batches:
+                return False
+            if reason is None:
+                self._delete_refusals.pop(batch_id, None)
+            else:
+                self._delete_refusals[batch_id] = reason
             self._save()
             return True
 
@@ -161,6 +188,7 @@ class Store:
             self._batches.clear()
             self._ids_by_reference.clear()
             self._batch_keys.clear()
+            self._delete_refusals.clear()
             self._save()
 
     def batches(self) -> list[Record]:
@@ -202,6 +230,7 @@ class Store:
             "facilities": list(self._facilities.values()),
             "feedstock_types": list(self._feedstock_types.values()),
             "production_batches": [self._batches[batch_id] for _, batch_id in self._batch_keys],
+            "delete_refusals": self._delete_refusals,
         }
         directory = self._state_file.parent
         with tempfile.NamedTemporaryFile(

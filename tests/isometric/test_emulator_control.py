@@ -28,6 +28,17 @@ def control(emulator: Emulator, method: str, path: str, body: object = None) -> 
     return requests.request(method, f"{emulator.url}/_emulator/{path}", json=body)
 
 
+def api_delete(emulator: Emulator, batch_id: str) -> requests.Response:
+    with authorised(emulator) as session:
+        return session.delete(f"{emulator.base_url}/production_batches/{batch_id}")
+
+
+def listed_ids(emulator: Emulator) -> list[str]:
+    with authorised(emulator) as session:
+        page = session.get(f"{emulator.base_url}/production_batches").json()
+    return [node["id"] for node in page["nodes"]]
+
+
 def statuses(emulator: Emulator, count: int) -> list[int]:
     with authorised(emulator) as session:
         url = f"{emulator.base_url}/organisation"
@@ -111,6 +122,107 @@ def test_delete_elsewhere(emulator: Emulator) -> None:
     assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 204
     assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 404
     assert emulator.production_batches() == []
+
+
+# Refused deletes
+
+
+def test_a_refused_delete_answers_422_and_keeps_the_batch(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+
+    refused = control(emulator, "PUT", path, {"reason": "Part of removal rmv_1"})
+    response = api_delete(emulator, batch["id"])
+
+    assert refused.status_code == 200
+    assert refused.json() == {"id": batch["id"], "reason": "Part of removal rmv_1"}
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "loc": ["path", "id"],
+                "msg": "Part of removal rmv_1",
+                "type": "value_error",
+                "input": batch["id"],
+            }
+        ]
+    }
+    assert listed_ids(emulator) == [batch["id"]]
+
+
+def test_a_delete_refusal_has_a_default_reason(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+
+    control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+    [problem] = api_delete(emulator, batch["id"]).json()["detail"]
+
+    assert problem["msg"] == "This production batch is part of a removal and cannot be deleted"
+
+
+def test_a_cleared_refusal_lets_the_delete_through(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+    control(emulator, "PUT", path)
+
+    refused = api_delete(emulator, batch["id"])
+    cleared = control(emulator, "DELETE", path)
+    deleted = api_delete(emulator, batch["id"])
+
+    assert (refused.status_code, cleared.status_code, deleted.status_code) == (422, 204, 204)
+    assert listed_ids(emulator) == []
+    assert emulator.stats()["requests"] == {
+        "DELETE /production_batches/{id}": {"422": 1, "204": 1},
+        "GET /production_batches": {"200": 1},
+    }
+
+
+def test_only_the_flagged_batch_is_refused(emulator: Emulator) -> None:
+    flagged, other = emulator.add_production_batches(2)
+    control(emulator, "PUT", f"production_batches/{flagged['id']}/delete_refusal")
+
+    assert api_delete(emulator, other["id"]).status_code == 204
+    assert api_delete(emulator, flagged["id"]).status_code == 422
+
+
+def test_a_delete_elsewhere_ignores_the_refusal(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    refused = control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+
+    assert refused.status_code == 200
+    assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 204
+    assert emulator.production_batches() == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_a_refusal_for_an_unknown_batch_is_404(emulator: Emulator, method: str) -> None:
+    response = control(emulator, method, "production_batches/ptb_0000000000000000/delete_refusal")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such batch"}
+
+
+def test_a_refusal_reason_must_be_text(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+
+    assert control(emulator, "PUT", path, {"reason": 42}).status_code == 400
+    assert api_delete(emulator, batch["id"]).status_code == 204
+
+
+def test_reset_clears_delete_refusals(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as emulator:
+        [batch] = emulator.production_batches()
+        control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+        before = json.loads(state.read_text())["delete_refusals"]
+        control(emulator, "POST", "reset")
+        after = json.loads(state.read_text())["delete_refusals"]
+        [fresh] = emulator.production_batches()
+
+        assert api_delete(emulator, fresh["id"]).status_code == 204
+
+    assert list(before) == [batch["id"]]
+    assert after == {}
 
 
 # Faults
@@ -240,6 +352,35 @@ def test_the_state_survives_a_restart(tmp_path: Path) -> None:
     assert "fcl_PORTAL0000000001" in facility_ids
     assert json.loads(state.read_text())["production_batches"] == before[2]
     assert [path.name for path in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_delete_refusal_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+        first.refuse_deletion(batch["id"], "Part of removal rmv_1")
+
+    with Emulator(state_file=state) as second:
+        response = api_delete(second, batch["id"])
+        remaining = second.production_batches()
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == "Part of removal rmv_1"
+    assert remaining == [batch]
+
+
+def test_a_state_file_without_delete_refusals_is_read(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+    older = json.loads(state.read_text())
+    older.pop("delete_refusals", None)
+    state.write_text(json.dumps(older))
+
+    with Emulator(state_file=state) as second:
+        response = api_delete(second, batch["id"])
+
+    assert response.status_code == 204
 
 
 # The command line
