@@ -18,7 +18,12 @@ Control endpoint, for tests and demos (no credentials; JSON in and out):
     GET    /_emulator/config       the current settings
     POST   /_emulator/config       {"option": value, ...}: any field of faults.Settings (e.g.
                                    "latency_ms", "error_503_rate", "duplicate_status"), plus
-                                   "random_seed" and "next_faults" (e.g. ["lost_response"])
+                                   "random_seed" and "next_faults" (e.g. ["lost_response"]).
+                                   "reuse_deleted_references" (default true; the published spec
+                                   leaves it open): false keeps the supplier_reference_id of a
+                                   deleted batch reserved, so a new batch with it is refused as a
+                                   duplicate ("duplicate_status"). A deleted batch is never
+                                   listed by the filter. Command line: --no-reference-reuse
     POST   /_emulator/reset        back to the start (see Emulator.reset)
     POST   /_emulator/seed         {"count": n}: n batches "created elsewhere"
     POST   /_emulator/facilities   {"id": optional, "name": optional}: accept another facility

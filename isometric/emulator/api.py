@@ -134,7 +134,11 @@ class Api:
         if problems:
             return _invalid(problems)
         try:
-            record = self._store.create(batch, uploaded_at=datetime.now(UTC))
+            record = self._store.create(
+                batch,
+                uploaded_at=datetime.now(UTC),
+                reuse_deleted_references=settings.reuse_deleted_references,
+            )
         except DuplicateSupplierReference:
             return _duplicate(batch.supplier_reference_id, settings.duplicate_status)
         self._stats.created(batch.supplier_reference_id)

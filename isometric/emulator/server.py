@@ -167,7 +167,8 @@ class Emulator:
         batches = [
             random_batch(self._random, facility_ids, feedstock_type_ids, now) for _ in range(count)
         ]
-        return self._store.create_many(batches)
+        reuse = self._settings.reuse_deleted_references
+        return self._store.create_many(batches, reuse_deleted_references=reuse)
 
     def delete_production_batch(self, batch_id: str) -> bool:
         """Delete as if from Certify's UI, even a batch the API refuses to delete; False when
@@ -212,8 +213,9 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the start: default settings, no queued faults, fault draws reseeded, stats
-        cleared, and the batches (and their delete refusals) replaced by `seed` fresh ones.
-        Credentials, the organisation, facilities and feedstock types stay."""
+        cleared, and the batches (with their delete refusals and the references of deleted ones)
+        replaced by `seed` fresh ones. Credentials, the organisation, facilities and feedstock
+        types stay."""
         with self._settings_lock:
             self._settings = Settings()
             self._limiter = RateLimiter()

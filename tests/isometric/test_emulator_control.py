@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,7 @@ def test_config_over_http(emulator: Emulator) -> None:
         {"error_500_rate": 1.5},
         {"latency_ms": "slow"},
         {"ignore_supplier_reference_filter": 1},
+        {"reuse_deleted_references": "no"},
         {"duplicate_status": 400},
         {"next_faults": ["meteor_strike"]},
     ],
@@ -79,6 +82,29 @@ def test_bad_config_is_refused_and_changes_nothing(
     assert response.status_code == 400
     assert response.json()["detail"]
     assert emulator.settings()["latency_ms"] == 0
+
+
+def test_reference_reuse_is_configured_over_http_until_reset(emulator: Emulator) -> None:
+    default = control(emulator, "GET", "config").json()["reuse_deleted_references"]
+    changed = control(emulator, "POST", "config", {"reuse_deleted_references": False})
+    control(emulator, "POST", "reset")
+
+    assert default is True
+    assert changed.json()["reuse_deleted_references"] is False
+    assert emulator.settings()["reuse_deleted_references"] is True
+
+
+def test_reset_frees_the_references_of_deleted_batches(emulator: Emulator) -> None:
+    emulator.configure(reuse_deleted_references=False)
+    with authorised(emulator) as session:
+        url = f"{emulator.base_url}/production_batches"
+        first = session.post(url, json=batch_body(emulator)).json()
+        session.delete(f"{url}/{first['id']}")
+        control(emulator, "POST", "reset")
+        emulator.configure(reuse_deleted_references=False)
+        again = session.post(url, json=batch_body(emulator))
+
+    assert again.status_code == 200
 
 
 def test_seed_stats_and_reset_over_http(emulator: Emulator) -> None:
@@ -369,12 +395,27 @@ def test_a_delete_refusal_survives_a_restart(tmp_path: Path) -> None:
     assert remaining == [batch]
 
 
-def test_a_state_file_without_delete_refusals_is_read(tmp_path: Path) -> None:
+def test_the_references_of_deleted_batches_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+        api_delete(first, batch["id"])
+
+    with Emulator(state_file=state) as second, authorised(second) as session:
+        second.configure(reuse_deleted_references=False)
+        body = batch_body(second, batch["supplier_reference_id"])
+        response = session.post(f"{second.base_url}/production_batches", json=body)
+
+    assert response.status_code == 409
+
+
+def test_a_state_file_from_before_deletes_were_remembered_is_read(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     with Emulator(state_file=state, seed=1) as first:
         [batch] = first.production_batches()
     older = json.loads(state.read_text())
     older.pop("delete_refusals", None)
+    older.pop("deleted_supplier_reference_ids", None)
     state.write_text(json.dumps(older))
 
     with Emulator(state_file=state) as second:
@@ -386,31 +427,44 @@ def test_a_state_file_without_delete_refusals_is_read(tmp_path: Path) -> None:
 # The command line
 
 
-def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "isometric.emulator",
-        "--port=0",
-        "--seed=3",
-        "--facility=fcl_PORTAL0000000001",
-        "--latency-ms=1",
-        f"--state={tmp_path / 'state.json'}",
-    ]
-    environment = os.environ | {"ISOMETRIC_EMULATOR_CLIENT_SECRET": "from-the-environment"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment) as process:
+@contextmanager
+def command_line(*arguments: str, env: dict[str, str] | None = None) -> Iterator[list[str]]:
+    """Run `python -m isometric.emulator --port=0 *arguments`; yield the banner it prints, then
+    stop it as a process manager would and check that it stopped cleanly."""
+    command = [sys.executable, "-m", "isometric.emulator", "--port=0", *arguments]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         assert process.stdout is not None
         banner = []
         for line in process.stdout:
             banner.append(line)
             if line.startswith("Ctrl-C"):
                 break
+        try:
+            yield banner
+        finally:
+            process.send_signal(signal.SIGTERM)  # else a failure would wait on it forever
+        assert process.wait(timeout=5) == 0
+
+
+def banner_base_url(banner: list[str]) -> str:
+    return banner[0].removeprefix("Isometric emulator on ").strip()
+
+
+def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) -> None:
+    arguments = [
+        "--seed=3",
+        "--facility=fcl_PORTAL0000000001",
+        "--latency-ms=1",
+        f"--state={tmp_path / 'state.json'}",
+    ]
+    environment = os.environ | {"ISOMETRIC_EMULATOR_CLIENT_SECRET": "from-the-environment"}
+    with command_line(*arguments, env=environment) as banner:
         fields = {
             line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
             for line in banner
             if line.startswith("  ")
         }
-        base_url = banner[0].removeprefix("Isometric emulator on ").strip()
+        base_url = banner_base_url(banner)
         organisation = requests.get(
             f"{base_url}/organisation",
             headers={
@@ -418,8 +472,6 @@ def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) 
                 "Authorization": fields["Authorization"],
             },
         )
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=5) == 0
 
     assert base_url.startswith("http://127.0.0.1:")
     assert base_url.endswith("/mrv/v0")
@@ -429,3 +481,14 @@ def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) 
     assert any("fcl_PORTAL0000000001" in line for line in banner)
     assert sum(line.startswith("  Feedstock type:") for line in banner) == 4
     assert len(json.loads((tmp_path / "state.json").read_text())["production_batches"]) == 3
+
+
+@pytest.mark.parametrize(("arguments", "reuse"), [((), True), (("--no-reference-reuse",), False)])
+def test_the_command_line_can_keep_deleted_references_reserved(
+    arguments: tuple[str, ...], reuse: bool
+) -> None:
+    with command_line(*arguments) as banner:
+        root = banner_base_url(banner).removesuffix("/mrv/v0")
+        config = requests.get(f"{root}/_emulator/config").json()
+
+    assert config["reuse_deleted_references"] is reuse
