@@ -18,11 +18,25 @@ Control endpoint, for tests and demos (no credentials; JSON in and out):
     GET    /_emulator/config       the current settings
     POST   /_emulator/config       {"option": value, ...}: any field of faults.Settings (e.g.
                                    "latency_ms", "error_503_rate", "duplicate_status"), plus
-                                   "random_seed" and "next_faults" (e.g. ["lost_response"])
+                                   "random_seed" and "next_faults" (e.g. ["lost_response"]).
+                                   "reuse_deleted_references" (default true; the published spec
+                                   leaves it open): false keeps the supplier_reference_id of a
+                                   deleted batch reserved, so a new batch with it is refused as a
+                                   duplicate ("duplicate_status"). A deleted batch is never
+                                   listed by the filter. Command line: --no-reference-reuse
     POST   /_emulator/reset        back to the start (see Emulator.reset)
     POST   /_emulator/seed         {"count": n}: n batches "created elsewhere"
     POST   /_emulator/facilities   {"id": optional, "name": optional}: accept another facility
-    DELETE /_emulator/production_batches/{id}   delete a batch as if in Certify's UI
+    DELETE /_emulator/production_batches/{id}   delete a batch as if in Certify's UI (even
+                                   one whose deletion the API refuses)
+    PUT    /_emulator/production_batches/{id}/delete_refusal
+                                   {"reason": optional}: until cleared or reset, the API's
+                                   DELETE of this batch answers 422 ({"detail": [{"loc":
+                                   ["path", "id"], "msg": reason, "type": "value_error", ...}]})
+                                   and the batch stays. Default reason: "This production batch
+                                   is part of a removal and cannot be deleted". 404 if no batch
+    DELETE /_emulator/production_batches/{id}/delete_refusal
+                                   clear it (204): the API deletes the batch again; 404 if no batch
 
 Faults: "error_500", "error_503", "rate_limited", "lost_response" (the request is handled, then
 the connection closes without an answer) and "reset" (the connection is reset before anything

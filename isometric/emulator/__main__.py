@@ -49,16 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     behaviour = parser.add_argument_group("behaviour (change it later: POST /_emulator/config)")
     for option in fields(Settings):
-        flag = "--" + option.name.replace("_", "-")
+        flag = option.metadata["flag"] or "--" + option.name.replace("_", "-")
         help_text = option.metadata["help"]
         if isinstance(option.default, bool):
+            # The flag turns a setting away from its default, whichever that is.
+            action = "store_false" if option.default else "store_true"
             behaviour.add_argument(
-                flag, action="store_true", default=argparse.SUPPRESS, help=help_text
+                flag, dest=option.name, action=action, default=argparse.SUPPRESS, help=help_text
             )
         else:
             option_type = type(option.default)
             behaviour.add_argument(
-                flag, type=option_type, default=argparse.SUPPRESS, help=help_text
+                flag, dest=option.name, type=option_type, default=argparse.SUPPRESS, help=help_text
             )
     return parser
 

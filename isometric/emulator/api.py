@@ -9,7 +9,7 @@ from isometric.emulator.credentials import check_credentials
 from isometric.emulator.faults import Settings
 from isometric.emulator.paging import Cursors, PageSlice, read_page_request
 from isometric.emulator.stats import Stats
-from isometric.emulator.store import DuplicateSupplierReference, Record, Store
+from isometric.emulator.store import DeleteRefused, DuplicateSupplierReference, Record, Store
 from isometric.emulator.validation import Problems, check_string, read_new_batch
 
 API_PREFIX = "/mrv/v0"
@@ -113,10 +113,18 @@ class Api:
         if check_string(problems, ("path", "id"), batch_id, 20, 37) is None:
             return _invalid(problems)
         if method == "DELETE":
-            deleted = self._store.delete(batch_id)
-            return Response(204) if deleted else _batch_not_found()
+            return self._delete_batch(batch_id)
         batch = self._store.get(batch_id)
         return _batch_not_found() if batch is None else Response(200, batch)
+
+    def _delete_batch(self, batch_id: str) -> Response:
+        try:
+            deleted = self._store.delete(batch_id, honour_refusal=True)
+        except DeleteRefused as refusal:
+            problems = Problems()
+            problems.add(("path", "id"), "value_error", str(refusal), batch_id)
+            return _invalid(problems)
+        return Response(204) if deleted else _batch_not_found()
 
     def _create_batch(self, body: bytes, settings: Settings) -> Response:
         batch, problems = read_new_batch(body)
@@ -126,7 +134,11 @@ class Api:
         if problems:
             return _invalid(problems)
         try:
-            record = self._store.create(batch, uploaded_at=datetime.now(UTC))
+            record = self._store.create(
+                batch,
+                uploaded_at=datetime.now(UTC),
+                reuse_deleted_references=settings.reuse_deleted_references,
+            )
         except DuplicateSupplierReference:
             return _duplicate(batch.supplier_reference_id, settings.duplicate_status)
         self._stats.created(batch.supplier_reference_id)

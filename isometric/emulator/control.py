@@ -4,11 +4,14 @@ import json
 from typing import TYPE_CHECKING
 
 from isometric.emulator.api import Response
+from isometric.emulator.store import DEFAULT_DELETE_REFUSAL
 
 if TYPE_CHECKING:
     from isometric.emulator.server import Emulator
 
 CONTROL_PREFIX = "/_emulator/"
+
+_NO_SUCH_BATCH = Response(404, {"detail": "No such batch"})
 
 
 def handle_control(emulator: "Emulator", method: str, path: str, body: bytes) -> Response:
@@ -45,7 +48,14 @@ def _route(emulator: "Emulator", method: str, path: str, options: dict[str, obje
             return Response(200, facility)
         case "DELETE", ["production_batches", batch_id]:
             deleted = emulator.delete_production_batch(batch_id)
-            return Response(204) if deleted else Response(404, {"detail": "No such batch"})
+            return Response(204) if deleted else _NO_SUCH_BATCH
+        case "PUT", ["production_batches", batch_id, "delete_refusal"]:
+            reason = _optional_text(options, "reason") or DEFAULT_DELETE_REFUSAL
+            refused = emulator.refuse_deletion(batch_id, reason)
+            return Response(200, {"id": batch_id, "reason": reason}) if refused else _NO_SUCH_BATCH
+        case "DELETE", ["production_batches", batch_id, "delete_refusal"]:
+            allowed = emulator.allow_deletion(batch_id)
+            return Response(204) if allowed else _NO_SUCH_BATCH
         case _:
             return Response(404, {"detail": "Not Found"})
 

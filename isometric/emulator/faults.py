@@ -19,9 +19,10 @@ class Fault(StrEnum):
     RESET = "reset"
 
 
-def _option[T](default: T, help_text: str) -> T:
-    """A setting with its help text, which the command line shows."""
-    return field(default=default, metadata={"help": help_text})
+def _option[T](default: T, help_text: str, flag: str | None = None) -> T:
+    """A setting with its help text, which the command line shows. `flag` replaces the flag
+    made from the name (--latency-ms for latency_ms)."""
+    return field(default=default, metadata={"help": help_text, "flag": flag})
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Settings:
     duplicate_status: int = _option(409, "status for a duplicate supplier_reference_id: 409 or 422")
     ignore_supplier_reference_filter: bool = _option(
         False, "list every batch whatever supplier_reference_id asks for (as old API versions do)"
+    )
+    # The published spec leaves open whether a deleted batch's reference may be used again.
+    reuse_deleted_references: bool = _option(
+        True,
+        "keep deleted batches' supplier_reference_id reserved: a new batch with one is refused"
+        " as a duplicate",
+        flag="--no-reference-reuse",
     )
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from isometric.emulator.http_server import HttpServer
 from isometric.emulator.paging import Cursors
 from isometric.emulator.sample_data import random_batch
 from isometric.emulator.stats import Stats
-from isometric.emulator.store import Record, Store
+from isometric.emulator.store import DEFAULT_DELETE_REFUSAL, Record, Store
 
 
 class Emulator:
@@ -167,11 +167,22 @@ class Emulator:
         batches = [
             random_batch(self._random, facility_ids, feedstock_type_ids, now) for _ in range(count)
         ]
-        return self._store.create_many(batches)
+        reuse = self._settings.reuse_deleted_references
+        return self._store.create_many(batches, reuse_deleted_references=reuse)
 
     def delete_production_batch(self, batch_id: str) -> bool:
-        """Delete as if from Certify's UI; False when there was no such batch."""
-        return self._store.delete(batch_id)
+        """Delete as if from Certify's UI, even a batch the API refuses to delete; False when
+        there was no such batch."""
+        return self._store.delete(batch_id, honour_refusal=False)
+
+    def refuse_deletion(self, batch_id: str, reason: str = DEFAULT_DELETE_REFUSAL) -> bool:
+        """Make the API's DELETE of this batch answer 422 with `reason` (as when the batch is part
+        of a removal), until allow_deletion or reset; False when there is no such batch."""
+        return self._store.set_delete_refusal(batch_id, reason)
+
+    def allow_deletion(self, batch_id: str) -> bool:
+        """Undo refuse_deletion; False when there is no such batch."""
+        return self._store.set_delete_refusal(batch_id, None)
 
     # Behaviour and what it saw
 
@@ -202,8 +213,9 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the start: default settings, no queued faults, fault draws reseeded, stats
-        cleared, and the batches replaced by `seed` fresh ones. Credentials, the organisation,
-        facilities and feedstock types stay."""
+        cleared, and the batches (with their delete refusals and the references of deleted ones)
+        replaced by `seed` fresh ones. Credentials, the organisation, facilities and feedstock
+        types stay."""
         with self._settings_lock:
             self._settings = Settings()
             self._limiter = RateLimiter()

@@ -21,9 +21,15 @@ from isometric.emulator.validation import NewBatch, Problems
 
 type Record = dict[str, Any]
 
+DEFAULT_DELETE_REFUSAL = "This production batch is part of a removal and cannot be deleted"
+
 
 class DuplicateSupplierReference(Exception):
     pass
+
+
+class DeleteRefused(Exception):
+    """Isometric will not delete the batch; the message is its reason."""
 
 
 def _batch_key(batch: Record) -> Key:
@@ -49,6 +55,9 @@ class Store:
         self._batch_keys: list[Key] = []
         for batch in state["production_batches"]:
             self._insert(batch)
+        # Older state files have neither.
+        self._delete_refusals: dict[str, str] = state.get("delete_refusals", {})
+        self._deleted_references: set[str] = set(state.get("deleted_supplier_reference_ids", []))
 
     @classmethod
     def open(cls, state_file: Path | None) -> tuple["Store", bool]:
@@ -102,15 +111,22 @@ class Store:
                     problems.add(loc, "value_error", "Feedstock type not found", feedstock_type_id)
         return problems
 
-    def create(self, batch: NewBatch, uploaded_at: datetime) -> Record:
-        [record] = self.create_many([(batch, uploaded_at)])
+    def create(
+        self, batch: NewBatch, uploaded_at: datetime, *, reuse_deleted_references: bool
+    ) -> Record:
+        [record] = self.create_many(
+            [(batch, uploaded_at)], reuse_deleted_references=reuse_deleted_references
+        )
         return record
 
-    def create_many(self, batches: Sequence[tuple[NewBatch, datetime]]) -> list[Record]:
-        """Store all the batches, with one write of the state file, or none of them."""
+    def create_many(
+        self, batches: Sequence[tuple[NewBatch, datetime]], *, reuse_deleted_references: bool
+    ) -> list[Record]:
+        """Store all the batches, with one write of the state file, or none of them. Without
+        `reuse_deleted_references`, the references of deleted batches count as taken."""
         references = [batch.supplier_reference_id for batch, _ in batches]
         with self._lock:
-            taken = [ref for ref in references if ref in self._ids_by_reference]
+            taken = [ref for ref in references if self._taken(ref, reuse_deleted_references)]
             if taken or len(set(references)) < len(references):
                 raise DuplicateSupplierReference(", ".join(taken))
             records = [self._record(batch, uploaded_at) for batch, uploaded_at in batches]
@@ -118,6 +134,12 @@ class Store:
                 self._insert(record)
             self._save()
             return records
+
+    def _taken(self, reference: str, reuse_deleted_references: bool) -> bool:
+        """The caller holds the lock."""
+        if reference in self._ids_by_reference:
+            return True
+        return not reuse_deleted_references and reference in self._deleted_references
 
     def _record(self, batch: NewBatch, uploaded_at: datetime) -> Record:
         return {
@@ -146,13 +168,33 @@ class Store:
         with self._lock:
             return self._batches.get(batch_id)
 
-    def delete(self, batch_id: str) -> bool:
+    def delete(self, batch_id: str, *, honour_refusal: bool) -> bool:
+        """False when there is no such batch. With `honour_refusal`, a batch given a delete
+        refusal stays and DeleteRefused is raised."""
         with self._lock:
-            batch = self._batches.pop(batch_id, None)
+            batch = self._batches.get(batch_id)
             if batch is None:
                 return False
+            if honour_refusal and batch_id in self._delete_refusals:
+                raise DeleteRefused(self._delete_refusals[batch_id])
+            del self._batches[batch_id]
             del self._ids_by_reference[batch["supplier_reference_id"]]
             self._batch_keys.remove(_batch_key(batch))
+            self._delete_refusals.pop(batch_id, None)
+            self._deleted_references.add(batch["supplier_reference_id"])
+            self._save()
+            return True
+
+    def set_delete_refusal(self, batch_id: str, reason: str | None) -> bool:
+        """From now on refuse to delete the batch with `reason`, or (None) no longer refuse;
+        False when there is no such batch."""
+        with self._lock:
+            if batch_id not in self._batches:
+                return False
+            if reason is None:
+                self._delete_refusals.pop(batch_id, None)
+            else:
+                self._delete_refusals[batch_id] = reason
             self._save()
             return True
 
@@ -161,6 +203,8 @@ class Store:
             self._batches.clear()
             self._ids_by_reference.clear()
             self._batch_keys.clear()
+            self._delete_refusals.clear()
+            self._deleted_references.clear()
             self._save()
 
     def batches(self) -> list[Record]:
@@ -202,6 +246,8 @@ class Store:
             "facilities": list(self._facilities.values()),
             "feedstock_types": list(self._feedstock_types.values()),
             "production_batches": [self._batches[batch_id] for _, batch_id in self._batch_keys],
+            "delete_refusals": self._delete_refusals,
+            "deleted_supplier_reference_ids": sorted(self._deleted_references),
         }
         directory = self._state_file.parent
         with tempfile.NamedTemporaryFile(

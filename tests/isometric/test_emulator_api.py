@@ -163,6 +163,31 @@ def test_a_deleted_batch_frees_its_supplier_reference(
     assert deleted.content == b""
     assert again.status_code == 200
     assert again.json()["id"] != first["id"]
+    listed = list_batches(emulator, api, supplier_reference_id="REF-1").json()
+    assert [node["id"] for node in listed["nodes"]] == [again.json()["id"]]
+
+
+@pytest.mark.parametrize("duplicate_status", [409, 422])
+def test_a_deleted_batch_may_keep_its_supplier_reference_reserved(
+    emulator: Emulator, api: requests.Session, duplicate_status: int
+) -> None:
+    requests.post(
+        f"{emulator.url}/_emulator/config",
+        json={"reuse_deleted_references": False, "duplicate_status": duplicate_status},
+    )
+    first = post(emulator, api, batch_body(emulator, "REF-1")).json()
+    duplicate = post(emulator, api, batch_body(emulator, "REF-1"))
+    api.delete(f"{emulator.base_url}/production_batches/{first['id']}")
+
+    again = post(emulator, api, batch_body(emulator, "REF-1"))
+    listed = list_batches(emulator, api, supplier_reference_id="REF-1").json()
+    other = post(emulator, api, batch_body(emulator, "REF-2"))
+
+    assert (again.status_code, again.json()) == (duplicate_status, duplicate.json())
+    assert (listed["nodes"], listed["total_count"]) == ([], 0)
+    assert other.status_code == 200
+    assert emulator.production_batches() == [other.json()]
+    assert emulator.stats()["created_by_supplier_reference_id"] == {"REF-1": 1, "REF-2": 1}
 
 
 def broken(emulator: Emulator, **changes: object) -> dict[str, object]:

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,17 @@ def authorised(emulator: Emulator) -> requests.Session:
 
 def control(emulator: Emulator, method: str, path: str, body: object = None) -> requests.Response:
     return requests.request(method, f"{emulator.url}/_emulator/{path}", json=body)
+
+
+def api_delete(emulator: Emulator, batch_id: str) -> requests.Response:
+    with authorised(emulator) as session:
+        return session.delete(f"{emulator.base_url}/production_batches/{batch_id}")
+
+
+def listed_ids(emulator: Emulator) -> list[str]:
+    with authorised(emulator) as session:
+        page = session.get(f"{emulator.base_url}/production_batches").json()
+    return [node["id"] for node in page["nodes"]]
 
 
 def statuses(emulator: Emulator, count: int) -> list[int]:
@@ -56,6 +69,7 @@ def test_config_over_http(emulator: Emulator) -> None:
         {"error_500_rate": 1.5},
         {"latency_ms": "slow"},
         {"ignore_supplier_reference_filter": 1},
+        {"reuse_deleted_references": "no"},
         {"duplicate_status": 400},
         {"next_faults": ["meteor_strike"]},
     ],
@@ -68,6 +82,29 @@ def test_bad_config_is_refused_and_changes_nothing(
     assert response.status_code == 400
     assert response.json()["detail"]
     assert emulator.settings()["latency_ms"] == 0
+
+
+def test_reference_reuse_is_configured_over_http_until_reset(emulator: Emulator) -> None:
+    default = control(emulator, "GET", "config").json()["reuse_deleted_references"]
+    changed = control(emulator, "POST", "config", {"reuse_deleted_references": False})
+    control(emulator, "POST", "reset")
+
+    assert default is True
+    assert changed.json()["reuse_deleted_references"] is False
+    assert emulator.settings()["reuse_deleted_references"] is True
+
+
+def test_reset_frees_the_references_of_deleted_batches(emulator: Emulator) -> None:
+    emulator.configure(reuse_deleted_references=False)
+    with authorised(emulator) as session:
+        url = f"{emulator.base_url}/production_batches"
+        first = session.post(url, json=batch_body(emulator)).json()
+        session.delete(f"{url}/{first['id']}")
+        control(emulator, "POST", "reset")
+        emulator.configure(reuse_deleted_references=False)
+        again = session.post(url, json=batch_body(emulator))
+
+    assert again.status_code == 200
 
 
 def test_seed_stats_and_reset_over_http(emulator: Emulator) -> None:
@@ -111,6 +148,107 @@ def test_delete_elsewhere(emulator: Emulator) -> None:
     assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 204
     assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 404
     assert emulator.production_batches() == []
+
+
+# Refused deletes
+
+
+def test_a_refused_delete_answers_422_and_keeps_the_batch(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+
+    refused = control(emulator, "PUT", path, {"reason": "Part of removal rmv_1"})
+    response = api_delete(emulator, batch["id"])
+
+    assert refused.status_code == 200
+    assert refused.json() == {"id": batch["id"], "reason": "Part of removal rmv_1"}
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "loc": ["path", "id"],
+                "msg": "Part of removal rmv_1",
+                "type": "value_error",
+                "input": batch["id"],
+            }
+        ]
+    }
+    assert listed_ids(emulator) == [batch["id"]]
+
+
+def test_a_delete_refusal_has_a_default_reason(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+
+    control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+    [problem] = api_delete(emulator, batch["id"]).json()["detail"]
+
+    assert problem["msg"] == "This production batch is part of a removal and cannot be deleted"
+
+
+def test_a_cleared_refusal_lets_the_delete_through(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+    control(emulator, "PUT", path)
+
+    refused = api_delete(emulator, batch["id"])
+    cleared = control(emulator, "DELETE", path)
+    deleted = api_delete(emulator, batch["id"])
+
+    assert (refused.status_code, cleared.status_code, deleted.status_code) == (422, 204, 204)
+    assert listed_ids(emulator) == []
+    assert emulator.stats()["requests"] == {
+        "DELETE /production_batches/{id}": {"422": 1, "204": 1},
+        "GET /production_batches": {"200": 1},
+    }
+
+
+def test_only_the_flagged_batch_is_refused(emulator: Emulator) -> None:
+    flagged, other = emulator.add_production_batches(2)
+    control(emulator, "PUT", f"production_batches/{flagged['id']}/delete_refusal")
+
+    assert api_delete(emulator, other["id"]).status_code == 204
+    assert api_delete(emulator, flagged["id"]).status_code == 422
+
+
+def test_a_delete_elsewhere_ignores_the_refusal(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    refused = control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+
+    assert refused.status_code == 200
+    assert control(emulator, "DELETE", f"production_batches/{batch['id']}").status_code == 204
+    assert emulator.production_batches() == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_a_refusal_for_an_unknown_batch_is_404(emulator: Emulator, method: str) -> None:
+    response = control(emulator, method, "production_batches/ptb_0000000000000000/delete_refusal")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such batch"}
+
+
+def test_a_refusal_reason_must_be_text(emulator: Emulator) -> None:
+    [batch] = emulator.add_production_batches(1)
+    path = f"production_batches/{batch['id']}/delete_refusal"
+
+    assert control(emulator, "PUT", path, {"reason": 42}).status_code == 400
+    assert api_delete(emulator, batch["id"]).status_code == 204
+
+
+def test_reset_clears_delete_refusals(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as emulator:
+        [batch] = emulator.production_batches()
+        control(emulator, "PUT", f"production_batches/{batch['id']}/delete_refusal")
+        before = json.loads(state.read_text())["delete_refusals"]
+        control(emulator, "POST", "reset")
+        after = json.loads(state.read_text())["delete_refusals"]
+        [fresh] = emulator.production_batches()
+
+        assert api_delete(emulator, fresh["id"]).status_code == 204
+
+    assert list(before) == [batch["id"]]
+    assert after == {}
 
 
 # Faults
@@ -242,34 +380,91 @@ def test_the_state_survives_a_restart(tmp_path: Path) -> None:
     assert [path.name for path in tmp_path.iterdir()] == ["state.json"]
 
 
+def test_a_delete_refusal_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+        first.refuse_deletion(batch["id"], "Part of removal rmv_1")
+
+    with Emulator(state_file=state) as second:
+        response = api_delete(second, batch["id"])
+        remaining = second.production_batches()
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == "Part of removal rmv_1"
+    assert remaining == [batch]
+
+
+def test_the_references_of_deleted_batches_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+        api_delete(first, batch["id"])
+
+    with Emulator(state_file=state) as second, authorised(second) as session:
+        second.configure(reuse_deleted_references=False)
+        body = batch_body(second, batch["supplier_reference_id"])
+        response = session.post(f"{second.base_url}/production_batches", json=body)
+
+    assert response.status_code == 409
+
+
+def test_a_state_file_from_before_deletes_were_remembered_is_read(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with Emulator(state_file=state, seed=1) as first:
+        [batch] = first.production_batches()
+    older = json.loads(state.read_text())
+    older.pop("delete_refusals", None)
+    older.pop("deleted_supplier_reference_ids", None)
+    state.write_text(json.dumps(older))
+
+    with Emulator(state_file=state) as second:
+        response = api_delete(second, batch["id"])
+
+    assert response.status_code == 204
+
+
 # The command line
 
 
-def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "isometric.emulator",
-        "--port=0",
-        "--seed=3",
-        "--facility=fcl_PORTAL0000000001",
-        "--latency-ms=1",
-        f"--state={tmp_path / 'state.json'}",
-    ]
-    environment = os.environ | {"ISOMETRIC_EMULATOR_CLIENT_SECRET": "from-the-environment"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment) as process:
+@contextmanager
+def command_line(*arguments: str, env: dict[str, str] | None = None) -> Iterator[list[str]]:
+    """Run `python -m isometric.emulator --port=0 *arguments`; yield the banner it prints, then
+    stop it as a process manager would and check that it stopped cleanly."""
+    command = [sys.executable, "-m", "isometric.emulator", "--port=0", *arguments]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         assert process.stdout is not None
         banner = []
         for line in process.stdout:
             banner.append(line)
             if line.startswith("Ctrl-C"):
                 break
+        try:
+            yield banner
+        finally:
+            process.send_signal(signal.SIGTERM)  # else a failure would wait on it forever
+        assert process.wait(timeout=5) == 0
+
+
+def banner_base_url(banner: list[str]) -> str:
+    return banner[0].removeprefix("Isometric emulator on ").strip()
+
+
+def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) -> None:
+    arguments = [
+        "--seed=3",
+        "--facility=fcl_PORTAL0000000001",
+        "--latency-ms=1",
+        f"--state={tmp_path / 'state.json'}",
+    ]
+    environment = os.environ | {"ISOMETRIC_EMULATOR_CLIENT_SECRET": "from-the-environment"}
+    with command_line(*arguments, env=environment) as banner:
         fields = {
             line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
             for line in banner
             if line.startswith("  ")
         }
-        base_url = banner[0].removeprefix("Isometric emulator on ").strip()
+        base_url = banner_base_url(banner)
         organisation = requests.get(
             f"{base_url}/organisation",
             headers={
@@ -277,8 +472,6 @@ def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) 
                 "Authorization": fields["Authorization"],
             },
         )
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=5) == 0
 
     assert base_url.startswith("http://127.0.0.1:")
     assert base_url.endswith("/mrv/v0")
@@ -288,3 +481,14 @@ def test_the_command_line_serves_and_prints_what_a_client_needs(tmp_path: Path) 
     assert any("fcl_PORTAL0000000001" in line for line in banner)
     assert sum(line.startswith("  Feedstock type:") for line in banner) == 4
     assert len(json.loads((tmp_path / "state.json").read_text())["production_batches"]) == 3
+
+
+@pytest.mark.parametrize(("arguments", "reuse"), [((), True), (("--no-reference-reuse",), False)])
+def test_the_command_line_can_keep_deleted_references_reserved(
+    arguments: tuple[str, ...], reuse: bool
+) -> None:
+    with command_line(*arguments) as banner:
+        root = banner_base_url(banner).removesuffix("/mrv/v0")
+        config = requests.get(f"{root}/_emulator/config").json()
+
+    assert config["reuse_deleted_references"] is reuse
