@@ -42,12 +42,18 @@ REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 class DateTimeLocalInput(forms.DateTimeInput):
     """The browser's date-time picker: Django's input is a text box, and the picker needs the
-    value in its own format, without seconds."""
+    value in its own format: without seconds, unless the time has some (a batch from
+    Isometric may), so that saving the form unchanged changes nothing."""
 
     input_type = "datetime-local"
 
     def __init__(self) -> None:
         super().__init__(format="%Y-%m-%dT%H:%M")
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, datetime) and value.second:
+            return value.strftime("%Y-%m-%dT%H:%M:%S")
+        return super().format_value(value)
 
 
 class DateInput(forms.DateInput):

@@ -175,7 +175,8 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ProductionBatchForm(
         request.POST or None, instance=batch, accounts=accounts_of(request.user)
     )
-    if request.method == "POST" and form.is_valid():
+    # "back" from the preview of a correction: the form again, with what the operator typed.
+    if request.method == "POST" and "back" not in request.POST and form.is_valid():
         if is_correction and form.has_changed() and "confirm_correction" not in request.POST:
             context = {"form": form, "batch": batch, "differences": differences(form)}
             return render(request, "batches/correction.html", context)

@@ -100,6 +100,13 @@ MATRIX: dict[str, Row] = {
     "batches:statuses /batches/statuses/ [B]":
         ("login  200    200    200    200    403    200",
          "login  405    405    405    405    403    405"),
+    # POST: a reason, so the batch is voided where the user may void it.
+    "batches:void /batches/<int:pk>/void/ [A]":
+        ("login  200    404    404    200    403    200",
+         "login  302    404    404    302    403    302"),
+    "batches:void /batches/<int:pk>/void/ [B]":
+        ("login  404    200    404    404    403    200",
+         "login  404    302    404    404    403    302"),
     "batches:retry /batches/<int:pk>/retry/ [A]":
         ("login  405    405    405    405    403    405",
          "login  302    404    404    302    403    302"),
@@ -217,6 +224,13 @@ ACCOUNT_SCOPED: dict[str, Row] = {
     "object A":        "login  alogin alogin alogin 302    302    302",
     "object B":        "login  alogin alogin alogin 302    302    302",
 }
+# A batch's account cannot change (Isometric's id for it, and a correction's delete, are that
+# organisation's): a superuser's move of A's batch to B's rows is refused with the form's error.
+BATCH: dict[str, Row] = {
+    **ACCOUNT_SCOPED,
+    "change A":       ("login  alogin alogin alogin 200    403    200",
+                       "login  alogin alogin alogin 200    403    200"),
+}
 # A facility with a batch cannot be deleted (PROTECT): the confirmation page says so.
 FACILITY: dict[str, Row] = {
     **ACCOUNT_SCOPED,
@@ -252,7 +266,7 @@ MATRIX |= {
     **model_admin("portal.isometricaccount", ACCOUNTS),
     **model_admin("batches.facility", FACILITY),
     **model_admin("batches.feedstocktype", ACCOUNT_SCOPED),
-    **model_admin("batches.productionbatch", ACCOUNT_SCOPED),
+    **model_admin("batches.productionbatch", BATCH),
 }
 # fmt: on
 
@@ -502,6 +516,8 @@ def post_data(entry: str, world: World) -> dict[str, Any]:
             display_name="Changed",
             account=account.pk,
         )
+    if name == "batches:void":
+        return {"reason": "Recorded twice"}
     if name.endswith("_delete"):
         return {"post": "yes"}
     found = re.match(r"\S+ /admin/(\w+)/(\w+)/", entry)
