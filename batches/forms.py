@@ -28,6 +28,9 @@ from batches.selectors import Cursor, InvalidCursor
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
+GENERATED_REFERENCE_HELP = (
+    "Generated for this batch. You may replace it with your own unique reference."
+)
 DEFAULT_REMOTE_PAGE_SIZE = 25
 # Isometric's cursors are short; anything much longer is not one.
 MAX_CURSOR = 500
@@ -197,6 +200,11 @@ class ProductionBatchForm(forms.ModelForm):
             unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
+        if not self.is_bound and not self.instance.pk and "supplier_reference_id" in self.fields:
+            # Generated when the form is shown, not when it is saved: the same form posted
+            # again (Back, a double click) carries the same reference, so it is recognised.
+            self.initial.setdefault("supplier_reference_id", generate_supplier_reference_id(None))
+            self.fields["supplier_reference_id"].help_text = GENERATED_REFERENCE_HELP
 
     def _offer_accounts(self, accounts: QuerySet[IsometricAccount]) -> None:
         self._choose_among(

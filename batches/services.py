@@ -1,6 +1,7 @@
 """Writes to production batches that views and commands share."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -109,3 +110,48 @@ def retry_batch(batch: ProductionBatch) -> bool:
         updated_at=timezone.now(),
     )
     return updated == 1
+
+
+# With the supplier reference, what makes a posted create form the batch a user already saved.
+SAME_SUBMISSION_FIELDS = (
+    "facility",
+    "started_at",
+    "ended_at",
+    "mass_magnitude",
+    "mass_unit",
+    "mass_standard_deviation",
+    "display_name",
+)
+
+
+def earlier_submission(
+    form: ProductionBatchForm, user: AbstractBaseUser | AnonymousUser
+) -> ProductionBatch | None:
+    """The batch a create form already saved when the same form arrives again (the Back button,
+    a double click, a resubmitted POST, or two at once): its reference is taken in the account
+    by a batch this user created with the very same values. Call once validating or saving the
+    form has failed."""
+    if form.instance.pk is not None or not user.is_authenticated:
+        return None
+    # A taken reference is a field error, which drops it from cleaned_data: clean it again.
+    try:
+        reference = form.fields["supplier_reference_id"].clean(form["supplier_reference_id"].data)
+    except ValidationError:
+        return None
+    values = form.cleaned_data
+    compared = (*SAME_SUBMISSION_FIELDS, "feedstock_types")
+    if not reference or form.instance.account_id is None or not all(n in values for n in compared):
+        return None
+    earlier = ProductionBatch.objects.filter(
+        account_id=form.instance.account_id,
+        supplier_reference_id=reference,
+        created_by_id=user.pk,
+    ).first()
+    if earlier is None:
+        return None
+    same = (
+        earlier.kind == form.instance.kind
+        and all(values[name] == getattr(earlier, name) for name in SAME_SUBMISSION_FIELDS)
+        and set(values["feedstock_types"]) == set(earlier.feedstock_types.all())
+    )
+    return earlier if same else None

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -15,10 +17,17 @@ from batches.forms import (
     RemoteBatchesForm,
     VoidForm,
     differences,
+    generate_supplier_reference_id,
     rejection_by_label,
 )
 from batches.models import ProductionBatch
-from batches.services import BatchNotEditable, retry_batch, save_batch, void_batch
+from batches.services import (
+    BatchNotEditable,
+    earlier_submission,
+    retry_batch,
+    save_batch,
+    void_batch,
+)
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
@@ -153,12 +162,22 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     accounts = accounts_of(request.user)
     if not accounts.exists():
         raise PermissionDenied(_NO_ACCOUNT)
-    form = ProductionBatchForm(request.POST or None, accounts=accounts)
-    if request.method == "POST" and form.is_valid():
-        batch = save_batch(form, request.user)
-        if batch:
+    reference = request.GET.get("reference", "")
+    if request.method == "GET" and not reference:
+        # The form's address carries its generated reference, so going Back shows the same
+        # one even when the browser fetches the page anew and restores only what was typed.
+        query = urlencode({"reference": generate_supplier_reference_id(None)})
+        return redirect(f"{request.path}?{query}")
+    form = ProductionBatchForm(
+        request.POST or None, accounts=accounts, initial={"supplier_reference_id": reference}
+    )
+    if request.method == "POST":
+        if form.is_valid() and (batch := save_batch(form, request.user)):
             messages.success(request, f"Batch {batch.supplier_reference_id} saved.")
             return redirect(batch)
+        if earlier := earlier_submission(form, request.user):
+            messages.info(request, "This batch was already recorded; here it is.")
+            return redirect(earlier)
     return render(request, "batches/form.html", {"form": form})
 
 

@@ -279,6 +279,8 @@ SAYS = {
 
 # Query strings sent with every request to these patterns.
 QUERIES = {
+    # The batch form's address carries its reference; without one it redirects to a fresh one.
+    "batches:create": {"reference": "NEW-0001"},
     "admin:autocomplete": {
         "app_label": "batches",
         "model_name": "productionbatch",

@@ -74,7 +74,7 @@ def test_with_one_account_batches_go_into_it_with_its_own_facilities_only(
     their_facility = make_facility("Their kiln", account=theirs)
     their_feedstock = make_feedstock_type("Their straw", account=theirs)
 
-    page = client.get("/batches/new/").content.decode()
+    page = client.get("/batches/new/", follow=True).content.decode()
     assert 'name="account"' not in page
     assert "Kiln A" in page and "Their kiln" not in page and "Their straw" not in page
     refused = client.post(
@@ -91,7 +91,7 @@ def test_with_several_accounts_the_operator_chooses_among_their_own(
     second = make_account("Second", members=(operator,))
     outsider = make_account("Outsider")
     facility, feedstock = make_facility(account=second), make_feedstock_type(account=second)
-    page = client.get("/batches/new/").content.decode()
+    page = client.get("/batches/new/", follow=True).content.decode()
     assert 'name="account"' in page and "Outsider" not in page
     assert f"{facility.name} (Second)" in page
 

@@ -177,7 +177,7 @@ def test_no_page_shows_a_secret(admin_client: Client) -> None:
     urls = [
         "/",
         "/batches/",
-        "/batches/new/",
+        "/batches/new/?reference=REF-1",  # the form as "Record a batch" leads to it
         "/batches/isometric/",
         f"/batches/{batch.pk}/",
         f"/batches/{batch.pk}/edit/",
