@@ -1,5 +1,6 @@
 from typing import Any
 
+from auditlog.models import LogEntry
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -13,6 +14,9 @@ from portal.models import ConnectionStatus, Environment, IsometricAccount
 
 SECRET_FIELDS = ("client_secret", "access_token")
 admin.site.site_header = admin.site.site_title = "Batch Portal admin"
+# Log entries are shown with the row they belong to, to those who may see it; auditlog's own
+# list would show every organisation's.
+admin.site.unregister(LogEntry)
 
 
 def _secret_input() -> forms.PasswordInput:

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "axes",
+    # Before portal, whose admin takes auditlog's log entry admin off the site.
+    "auditlog",
     "portal",
     "batches",
 ]
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Every change it logs names the request's user.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
