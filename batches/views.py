@@ -15,6 +15,7 @@ from batches.forms import (
     RemoteBatchesForm,
     rejection_by_label,
 )
+from batches.history import Via, changes_via
 from batches.services import BatchNotEditable, retry_batch, save_batch
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
@@ -123,7 +124,7 @@ def batch_statuses(request: HttpRequest) -> HttpResponse:
 @require_POST
 def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
-    if retry_batch(batch):
+    if retry_batch(batch, request.user):
         messages.success(request, "The batch will be sent to Isometric again in a moment.")
     else:
         messages.info(request, "This batch is not waiting for a retry any more.")
@@ -146,6 +147,7 @@ def refresh_from_isometric(request: HttpRequest) -> HttpResponse:
 
 @permission_required("batches.add_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
+@changes_via(Via.FORM)
 def batch_create(request: HttpRequest) -> HttpResponse:
     accounts = accounts_of(request.user)
     if not accounts.exists():
@@ -161,6 +163,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
 
 @permission_required("batches.change_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
+@changes_via(Via.FORM)
 def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
     if not batch.is_editable:

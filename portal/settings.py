@@ -136,6 +136,12 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_CALLABLE = "portal.lockout.locked_out"
 
+# The history of batches and accounts (django-auditlog). Old and new values keep JSON's types, so
+# a missing value reads as none rather than the text "None"; the entries of one operation share
+# its id (batches.history.changes_via), so a batch's timeline shows them as one change.
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_CID_GETTER = "batches.history.operation_id"
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = False
