@@ -20,7 +20,7 @@ from batches.services import BatchNotEditable, retry_batch, save_batch
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
-ATTEMPTS_SHOWN = 20  # on a batch's page, newest first
+TIMELINE_SHOWN = 20  # changes and attempts on a batch's page, newest first
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -99,7 +99,7 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     context = {
         "batch": batch,
-        "attempts": batch.attempts.all()[:ATTEMPTS_SHOWN],
+        "timeline": selectors.batch_timeline(batch, TIMELINE_SHOWN),
         "rejection": rejection_by_label(batch),
     }
     template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"

@@ -1,7 +1,8 @@
 """A batch's history: every change, who made it and through what, with its fields' old and new
-values."""
+values; and the batch page's one timeline of changes and attempts to send it."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,14 +14,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from batches import sync
-from batches.history import Via, log_batch_changes
+from batches.history import Via, changes_via, log_batch_changes
 from batches.models import (
+    AttemptOutcome,
     Facility,
     FeedstockType,
     ProductionBatch,
+    SyncAttempt,
     SyncStatus,
 )
+from batches.selectors import batch_timeline
 from isometric.emulator import Emulator
+from portal.history import Change
 from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
@@ -42,6 +47,17 @@ def entries_of(batch: ProductionBatch) -> list[LogEntry]:
 def logged(batch: ProductionBatch) -> list[LogEntry]:
     """The batch's entries but those of its building by the test (through nothing)."""
     return [entry for entry in entries_of(batch) if entry.additional_data]
+
+
+def page_of(client: Client, batch: ProductionBatch) -> str:
+    response = client.get(f"/batches/{batch.pk}/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def field(label: str, text: str) -> str:
+    """A field of a change as the timeline shows it."""
+    return f'<span class="field-label">{label}</span>: {text}'
 
 
 def test_the_form_logs_a_new_batch_and_each_change_by_its_operator(
@@ -71,6 +87,18 @@ def test_the_form_logs_a_new_batch_and_each_change_by_its_operator(
     assert (Decimal(old_mass), Decimal(new_mass)) == (Decimal("12.5"), Decimal("13.25"))
     assert changes.pop("display_name") == ["", "Spring <run>"]
     assert set(changes) == {"feedstock_types"}  # nothing of the sync machinery
+
+    page = page_of(client, batch)
+    # One operation, one change: the fields and the feedstock types' links together.
+    assert page.count('<tr class="change">') == 2
+    assert "olivia" in page and "via Web form" in page
+    assert field("Mass", "12.5 → 13.25") in page
+    assert field("Display name", "— → Spring &lt;run&gt;") in page
+    assert field("Feedstock types", "removed Wood chips; added Straw") in page
+    # The new batch's values, readable: the facility by name, the status by label.
+    assert field("Facility", "Kiln A") in page
+    assert field("Status", "Pending") in page
+    assert field("Supplier reference", "KILN-A-0001") in page
 
 
 def test_the_admin_logs_its_changes_as_the_staff_member_s(
@@ -127,6 +155,9 @@ def test_the_pull_logs_new_changed_and_deleted_batches_in_one_insert_a_page(
     [deleted] = entries_of(gone)[1:]
     assert list(deleted.changes) == ["deleted_in_isometric_at"]
     assert deleted.changes["deleted_in_isometric_at"][0] is None
+    page = page_of(client, gone)
+    assert "the portal" in page and "via Pull from Isometric" in page
+    assert field("Deleted in Isometric", "— → ") in page
 
 
 def test_changes_written_in_bulk_are_logged_readably_by_pk_or_batch(
@@ -163,6 +194,11 @@ def test_changes_written_in_bulk_are_logged_readably_by_pk_or_batch(
         "sync_status": ["pending", "synced"],
         "uploaded_at": [None, "2025-05-01 09:30:00"],
     }
+    page = page_of(client, batch)
+    assert field("Facility", "Kiln A → Kiln B") in page
+    assert field("Status", "Pending → Synced") in page
+    assert field("Uploaded", "— → 1 May 2025 09:30") in page
+    assert "via Sync worker" in page
 
 
 def test_retrying_a_failed_batch_is_logged_as_the_operator_s(
@@ -175,3 +211,81 @@ def test_retrying_a_failed_batch_is_logged_as_the_operator_s(
     [entry] = logged(batch)
     assert (entry.actor, entry.additional_data) == (operator, {"via": "form"})
     assert entry.changes == {"sync_status": ["failed", "pending"]}
+
+
+def test_the_timeline_shows_changes_and_attempts_newest_first(
+    client: Client, operator: User, account: IsometricAccount
+) -> None:
+    with changes_via(Via.IMPORT):
+        batch = make_batch(account=account, sync_status=SyncStatus.PENDING)
+    now = timezone.now()
+    attempt = {"batch": batch, "duration_ms": 1234}
+    SyncAttempt.objects.create(
+        **attempt,
+        started_at=now - timedelta(minutes=3),
+        outcome=AttemptOutcome.RETRY,
+        http_status=503,
+        message="POST /production_batches: server error (503); next attempt in 3 s",
+    )
+    log_batch_changes([(batch, {"mass_unit": ("tonne", "kg")})], Via.FORM, actor=operator)
+    SyncAttempt.objects.create(
+        **attempt,
+        started_at=now - timedelta(minutes=1),
+        outcome=AttemptOutcome.CREATED,
+        http_status=200,
+        message="Created as ptb_0123456789ABCDEFGHJK",
+    )
+    *creation, change = entries_of(batch)
+    LogEntry.objects.filter(pk__in=[entry.pk for entry in creation]).update(
+        timestamp=now - timedelta(minutes=5)
+    )
+    LogEntry.objects.filter(pk=change.pk).update(timestamp=now - timedelta(minutes=2))
+
+    page = page_of(client, batch)
+
+    assert re.findall(r'<tr class="(change|attempt)">', page) == [
+        "attempt",
+        "change",
+        "attempt",
+        "change",
+    ]
+    shown = [
+        "Created in Isometric",
+        field("Mass unit", "tonne → kg"),
+        "Will retry",
+        field("Supplier reference", batch.supplier_reference_id),
+    ]
+    positions = [page.index(text) for text in shown]
+    assert positions == sorted(positions)
+    assert "HTTP 503, took 1234 ms" in page and "server error (503)" in page
+
+
+def test_the_timeline_is_the_newest_entries_in_a_few_queries(
+    account: IsometricAccount, facility: Facility
+) -> None:
+    batch = make_batch(facility)
+    facilities = [make_facility(f"Kiln {n}", account=account) for n in range(12)]
+    users = [make_user(f"user{n}") for n in range(12)]
+    for n, (old, new) in enumerate(zip([facility, *facilities], facilities, strict=False)):
+        log_batch_changes([(batch, {"facility": (old, new)})], Via.ADMIN, actor=users[n])
+    SyncAttempt.objects.bulk_create(
+        SyncAttempt(
+            batch=batch,
+            started_at=timezone.now() + timedelta(seconds=n),
+            duration_ms=n,
+            outcome=AttemptOutcome.RETRY,
+        )
+        for n in range(15)
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        timeline = batch_timeline(batch, 20)
+
+    assert len(queries) <= 4  # the entries and their actors, the attempts, the facilities
+    assert len(timeline) == 20
+    assert [entry.at for entry in timeline] == sorted(
+        (entry.at for entry in timeline), reverse=True
+    )
+    assert {entry.kind for entry in timeline} == {"change", "attempt"}
+    shown = {f.new for entry in timeline if isinstance(entry, Change) for f in entry.fields}
+    assert shown <= {each.name for each in facilities}
