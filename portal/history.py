@@ -1,6 +1,6 @@
 """Histories of rows, kept by django-auditlog, as people read them: who, when, and each field's
 label with its old and new values as text (related rows by name, choices by label, moments in
-the portal's time zone)."""
+the portal's time zone). Accounts' history lives here; batches' in batches.history."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,11 +18,31 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.text import capfirst
 
+from portal.models import IsometricAccount
+
 NONE = "—"
 CREATE, UPDATE, DELETE = LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE
 ACTIONS = {CREATE: "Created", UPDATE: "Changed", DELETE: "Deleted"}
 # Rows named by foreign keys: (their model, their pk) → their name.
 Names = Mapping[tuple[type[models.Model], Any], str]
+# An account's secrets, connection checks and pull schedule are not its history: the secrets'
+# values must never be written anywhere (their *_changed_at say when they were replaced), and
+# the rest is set by the portal on its own, over and over.
+ACCOUNT_UNTRACKED = [
+    "id",
+    "encrypted_client_secret",
+    "encrypted_access_token",
+    "organisation_id",
+    "organisation_name",
+    "connection_status",
+    "connection_message",
+    "checked_at",
+    "pull_due_at",
+    "last_pulled_at",
+    "last_pull_summary",
+    "created_at",
+    "updated_at",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,16 @@ def track(
         mapping_fields=dict(labels or {}),
         m2m_fields=set(m2m_fields),
     )
+
+
+def register() -> None:
+    """Track accounts (the app's ready() calls this once)."""
+    track(IsometricAccount, ACCOUNT_UNTRACKED, m2m_fields=["members"])
+
+
+def account_history(account: IsometricAccount, limit: int) -> list[Change]:
+    """The newest `limit` changes to the account, newest first."""
+    return changes(newest_entries(account, limit), IsometricAccount)
 
 
 def newest_entries(row: models.Model, limit: int) -> list[LogEntry]:
