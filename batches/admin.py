@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from batches.forms import DateTimeLocalInput, ProductionBatchForm
+from batches.history import Via, changes_via
 from batches.models import Facility, FeedstockType, ProductionBatch
 from batches.services import save_batch
 from portal.accounts import accounts_of
@@ -106,8 +107,10 @@ class ProductionBatchAdmin(AccountScopedAdmin):
     def save_model(
         self, request: HttpRequest, obj: ProductionBatch, form: ProductionBatchForm, change: bool
     ) -> None:
-        # As from the portal's own form: a changed batch is due to be sent (again).
-        save_batch(form, request.user)
+        # As from the portal's own form: a changed batch is due to be sent (again). It saves
+        # the feedstock types too, so save_related's second save of them changes nothing.
+        with changes_via(Via.ADMIN):
+            save_batch(form, request.user)
 
     def has_change_permission(
         self, request: HttpRequest, obj: ProductionBatch | None = None

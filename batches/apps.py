@@ -7,8 +7,10 @@ class BatchesConfig(AppConfig):
     verbose_name = "Production batches"
 
     def ready(self) -> None:
+        from batches import history
         from batches.roles import ensure_operators_group
         from batches.search import ensure_search_index
 
         post_migrate.connect(ensure_operators_group, sender=self)
         post_migrate.connect(ensure_search_index, sender=self)
+        history.register()

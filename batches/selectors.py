@@ -5,7 +5,7 @@ import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
@@ -13,7 +13,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches import search
+from batches.history import Via
 from batches.models import EARLIEST_MOMENT, LATEST_MOMENT, MAX_ROW_ID, ProductionBatch, SyncStatus
+from portal import history
 from portal.accounts import accounts_of
 from portal.models import IsometricAccount
 
@@ -204,3 +206,35 @@ def last_pulled_at(accounts: list[IsometricAccount]) -> datetime | None:
     if not pulled or None in pulled:
         return None
     return min(moment for moment in pulled if moment is not None)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One push of the batch to Isometric, in its timeline."""
+
+    at: datetime
+    outcome: str
+    http_status: int | None
+    duration_ms: int
+    message: str
+    kind: ClassVar[str] = "attempt"
+
+
+def batch_timeline(batch: ProductionBatch, limit: int) -> list[history.Change | Attempt]:
+    """The batch's newest `limit` changes and attempts to send it, newest first, in a few
+    queries however long its history: its entries, its attempts, the rows they name."""
+    changes = history.changes(
+        history.newest_entries(batch, limit), ProductionBatch, dict(Via.choices)
+    )
+    attempts = [
+        Attempt(
+            at=attempt.started_at,
+            outcome=attempt.get_outcome_display(),
+            http_status=attempt.http_status,
+            duration_ms=attempt.duration_ms,
+            message=attempt.message,
+        )
+        for attempt in batch.attempts.all()[:limit]
+    ]
+    entries: list[history.Change | Attempt] = [*changes, *attempts]
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)[:limit]

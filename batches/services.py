@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm, reference_taken
+from batches.history import Via, log_batch_changes
 from batches.models import ProductionBatch, SyncStatus
 
 
@@ -99,7 +100,7 @@ def void_batch(batch: ProductionBatch, reason: str) -> bool:
     return True
 
 
-def retry_batch(batch: ProductionBatch) -> bool:
+def retry_batch(batch: ProductionBatch, user: AbstractBaseUser | AnonymousUser) -> bool:
     """Send a batch the worker gave up on again, from a fresh count of attempts. False when it
     was not failed (any more)."""
     updated = ProductionBatch.objects.filter(pk=batch.pk, sync_status=SyncStatus.FAILED).update(
@@ -109,6 +110,9 @@ def retry_batch(batch: ProductionBatch) -> bool:
         next_attempt_at=timezone.now(),
         updated_at=timezone.now(),
     )
+    if updated:
+        status = (SyncStatus.FAILED, SyncStatus.PENDING)
+        log_batch_changes([(batch, {"sync_status": status})], Via.FORM, actor=user)
     return updated == 1
 
 

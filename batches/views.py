@@ -20,6 +20,7 @@ from batches.forms import (
     generate_supplier_reference_id,
     rejection_by_label,
 )
+from batches.history import Via, changes_via
 from batches.models import ProductionBatch
 from batches.services import (
     BatchNotEditable,
@@ -31,7 +32,7 @@ from batches.services import (
 from portal.accounts import accounts_of, request_accounts
 from portal.http import HtmxHttpRequest
 
-ATTEMPTS_SHOWN = 20  # on a batch's page, newest first
+TIMELINE_SHOWN = 20  # changes and attempts on a batch's page, newest first
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -110,7 +111,7 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     context = {
         "batch": batch,
-        "attempts": batch.attempts.all()[:ATTEMPTS_SHOWN],
+        "timeline": selectors.batch_timeline(batch, TIMELINE_SHOWN),
         "rejection": rejection_by_label(batch),
     }
     template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"
@@ -135,7 +136,7 @@ def batch_statuses(request: HttpRequest) -> HttpResponse:
 @require_POST
 def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
-    if retry_batch(batch):
+    if retry_batch(batch, request.user):
         messages.success(request, "The batch will be sent to Isometric again in a moment.")
     else:
         messages.info(request, "This batch is not waiting for a retry any more.")
@@ -158,6 +159,7 @@ def refresh_from_isometric(request: HttpRequest) -> HttpResponse:
 
 @permission_required("batches.add_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
+@changes_via(Via.FORM)
 def batch_create(request: HttpRequest) -> HttpResponse:
     accounts = accounts_of(request.user)
     if not accounts.exists():
@@ -183,6 +185,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
 
 @permission_required("batches.change_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
+@changes_via(Via.FORM)
 def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit a batch in any state. A batch Isometric holds is corrected: the operator sees what
     changes and confirms before it is saved."""
@@ -223,6 +226,7 @@ def _saved_message(batch: ProductionBatch, is_correction: bool, changed: bool) -
 
 @permission_required("batches.void_productionbatch", raise_exception=True)
 @require_http_methods(["GET", "POST"])
+@changes_via(Via.FORM)
 def batch_void(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(selectors.visible_batches(request.user), pk=pk)
     if batch.void_reason:

@@ -1,18 +1,25 @@
 from typing import Any
 
+from auditlog.models import LogEntry
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from portal.accounts import accounts_of, check_connection
+from portal.history import account_history
 from portal.models import ConnectionStatus, Environment, IsometricAccount
 
 SECRET_FIELDS = ("client_secret", "access_token")
+HISTORY_SHOWN = 100  # changes on an account's history page, newest first
 admin.site.site_header = admin.site.site_title = "Batch Portal admin"
+# Log entries are shown with the row they belong to, to those who may see it; auditlog's own
+# list would show every organisation's.
+admin.site.unregister(LogEntry)
 
 
 def _secret_input() -> forms.PasswordInput:
@@ -126,6 +133,17 @@ class IsometricAccountAdmin(admin.ModelAdmin):
         if not change and not request.user.is_superuser:
             # Otherwise the account would vanish from its creator's list once saved.
             form.instance.members.add(request.user)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The account's own history, not only the admin's: changes from the command line too,
+        # with the values changed (of a secret, when it was replaced).
+        response = super().history_view(request, object_id, extra_context)
+        if isinstance(response, TemplateResponse) and response.context_data:
+            account = response.context_data["object"]
+            response.context_data["changes"] = account_history(account, HISTORY_SHOWN)
+        return response
 
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[IsometricAccount]) -> None:

@@ -8,10 +8,14 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import checks  # noqa: F401  (registers the system checks)
+        from portal import (
+            checks,  # noqa: F401  (registers the system checks)
+            history,
+        )
         from portal.roles import ensure_credential_admins_group
 
         post_migrate.connect(ensure_credential_admins_group, sender=self)
+        history.register()
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

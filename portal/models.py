@@ -59,6 +59,9 @@ class IsometricAccount(models.Model):
     )
     encrypted_client_secret = models.TextField(editable=False)
     encrypted_access_token = models.TextField(editable=False)
+    # When each secret was last replaced: the account's history records these, never the secrets.
+    client_secret_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    access_token_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     organisation_id = models.CharField(max_length=40, blank=True, editable=False)
     organisation_name = models.CharField(max_length=200, blank=True, editable=False)
@@ -104,13 +107,15 @@ class IsometricAccount(models.Model):
 
     @sensitive_variables()
     def set_credentials(self, *, client_secret: str = "", access_token: str = "") -> None:
-        """Store whichever is given, encrypted; an empty one keeps what is stored. Changed
-        credentials have not been tested yet."""
+        """Store whichever is given, encrypted, and when it was; an empty one keeps what is
+        stored. Changed credentials have not been tested yet."""
         if client_secret:
             self.encrypted_client_secret = crypto.encrypt(client_secret)
+            self.client_secret_changed_at = timezone.now()
         if access_token:
             self.encrypted_access_token = crypto.encrypt(access_token)
             self.token_expires_at = token_expiry(access_token)
+            self.access_token_changed_at = timezone.now()
         if client_secret or access_token:
             self.connection_status = ConnectionStatus.UNTESTED
             self.connection_message = ""

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "axes",
+    # Before portal, whose admin takes auditlog's log entry admin off the site.
+    "auditlog",
     "portal",
     "batches",
 ]
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Every change it logs names the request's user.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -131,6 +135,12 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_CALLABLE = "portal.lockout.locked_out"
+
+# The history of batches and accounts (django-auditlog). Old and new values keep JSON's types, so
+# a missing value reads as none rather than the text "None"; the entries of one operation share
+# its id (batches.history.changes_via), so a batch's timeline shows them as one change.
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_CID_GETTER = "batches.history.operation_id"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

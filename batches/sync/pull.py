@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 from itertools import batched
 from typing import Any
 
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from batches.history import Via, batch_log_entries, changes_via, log_batch_changes
 from batches.models import (
     Facility,
     FeedstockType,
@@ -34,6 +36,7 @@ ISOMETRICS_COPY_COUNTS = (SyncStatus.SYNCED, SyncStatus.DELETED)
 ADOPTABLE = (SyncStatus.REJECTED, SyncStatus.FAILED)
 # The through table of ProductionBatch.feedstock_types.
 FeedstockLink = ProductionBatch.feedstock_types.through
+FEEDSTOCKS = "feedstock_types"
 
 
 @dataclass
@@ -60,6 +63,7 @@ class PullFailed(Exception):
     message, recorded on the account, says why."""
 
 
+@changes_via(Via.PULL)
 def pull(account: IsometricAccount) -> PullResult:
     """Page through all of the account's batches in Isometric and upsert them here by remote id
     (adopting a local batch with the same supplier reference), a page per transaction. A remote
@@ -166,6 +170,8 @@ class _Mirror:
         changed: list[ProductionBatch] = []
         changed_fields = {"updated_at"}
         relinked: dict[int, set[int]] = {}
+        # For the batches' history: each updated batch's changed fields, (old, new).
+        updates: list[tuple[ProductionBatch, dict[str, tuple[Any, Any]]]] = []
         for node in nodes:
             feedstocks = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
             batch = by_remote_id.get(node.id) or by_reference.get(node.supplier_reference_id or "")
@@ -174,14 +180,16 @@ class _Mirror:
                 new.append((ProductionBatch(account=self.account, **fields), node))
                 continue
             fields_changed = _apply(batch, fields)
-            changed_fields |= fields_changed
+            changed_fields |= fields_changed.keys()
             if feedstocks != links.get(batch.pk, set()):
                 relinked[batch.pk] = feedstocks
-            if fields_changed:
+                fields_changed[FEEDSTOCKS] = (links.get(batch.pk, set()), feedstocks)
+            if fields_changed.keys() - {FEEDSTOCKS}:
                 batch.updated_at = self.now
                 changed.append(batch)
-            if fields_changed or batch.pk in relinked:
+            if fields_changed:
                 self.result.updated += 1
+                updates.append((batch, fields_changed))
             else:
                 self.result.unchanged += 1
         created = ProductionBatch.objects.bulk_create([batch for batch, _ in new])
@@ -190,6 +198,22 @@ class _Mirror:
             relinked[batch.pk] = {self.feedstock_pks[ftt] for ftt in node.feedstock_type_ids}
         _relink(relinked)
         self.result.new += len(created)
+        self._log(created, updates, relinked)
+
+    def _log(
+        self,
+        created: list[ProductionBatch],
+        updates: list[tuple[ProductionBatch, dict[str, tuple[Any, Any]]]],
+        relinked: dict[int, set[int]],
+    ) -> None:
+        """Add the page's new and changed batches to their history, in one insert."""
+        new = [(batch, {FEEDSTOCKS: ((), relinked[batch.pk])}) for batch in created]
+        LogEntry.objects.bulk_create(
+            [
+                *batch_log_entries(new, Via.PULL, created=True),
+                *batch_log_entries(updates, Via.PULL),
+            ]
+        )
 
     def _mirrorable(self, nodes: list[RemoteBatch]) -> list[RemoteBatch]:
         """The nodes that can be stored here; the others are skipped with the reason."""
@@ -291,13 +315,14 @@ class _Mirror:
         return by_remote_id, {batch.supplier_reference_id: batch for batch in unsent}
 
 
-def _apply(batch: ProductionBatch, fields: dict[str, Any]) -> set[str]:
-    """Set the fields' values on the batch; the names of those that changed."""
-    changed = set()
+def _apply(batch: ProductionBatch, fields: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Set the fields' values on the batch; the old and new values of those that changed."""
+    changed = {}
     for name, value in fields.items():
-        if getattr(batch, name) != value:
+        old = getattr(batch, name)
+        if old != value:
             setattr(batch, name, value)
-            changed.add(name)
+            changed[name] = (old, value)
     return changed
 
 
@@ -332,6 +357,9 @@ def _mark_deleted(account: IsometricAccount, seen: set[str], started: datetime) 
     for chunk in batched(gone, 500):
         ProductionBatch.objects.filter(pk__in=chunk, sync_status=SyncStatus.SYNCED).update(
             sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
+        )
+        log_batch_changes(
+            [(pk, {"deleted_in_isometric_at": (None, now)}) for pk in chunk], Via.PULL
         )
     return len(gone)
 

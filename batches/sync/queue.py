@@ -20,6 +20,7 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from batches.history import Via, log_batch_changes
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus, synced_state
 from isometric.errors import FieldError
 from isometric.http_errors import MAX_RETRY_AFTER
@@ -256,6 +257,8 @@ def _apply(
         ProductionBatch.objects.filter(pk=current.pk).update(
             **changes | {"claim_token": "", "updated_at": timezone.now()}
         )
+        old = {name: (getattr(current, name), value) for name, value in changes.items()}
+        log_batch_changes([(current, old)], Via.WORKER)
     attempt = SyncAttempt.objects.create(
         batch_id=claim.batch.pk,
         started_at=started_at,
