@@ -204,6 +204,9 @@ BATCH_PAGE_SIZE = env.int("BATCH_PAGE_SIZE", default=25)
 BATCH_MASS_CONFIRM_ABOVE = env.float("BATCH_MASS_CONFIRM_ABOVE", default=500.0)  # tonnes
 BATCH_RUN_CONFIRM_DAYS = env.int("BATCH_RUN_CONFIRM_DAYS", default=3)
 BATCH_EARLIEST_YEAR = env.int("BATCH_EARLIEST_YEAR", default=2020)
+# The largest spreadsheet of batches an import reads, in bytes and in batches (its rows).
+BATCH_IMPORT_MAX_BYTES = env.int("BATCH_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+BATCH_IMPORT_MAX_ROWS = env.int("BATCH_IMPORT_MAX_ROWS", default=50_000)
 
 # The sync worker (batches.sync, `manage.py sync_worker`).
 # A batch that has kept failing this long is given up on (marked failed, retried by hand).
