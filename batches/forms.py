@@ -381,6 +381,50 @@ def _plausible_moment(moment: datetime) -> datetime:
     return moment
 
 
+class ImportForm(forms.Form):
+    """An upload of a spreadsheet of batches, into one of the user's accounts."""
+
+    account = forms.ModelChoiceField(
+        queryset=IsometricAccount.objects.none(), label="Isometric account"
+    )
+    file = forms.FileField(
+        label="Spreadsheet",
+        help_text="CSV (comma or semicolon separated) or Excel (.xlsx), as the template.",
+    )
+    confirm_unusual = forms.BooleanField(
+        label="Unusual values in the file are right: import them as they are",
+        required=False,
+        help_text="Otherwise rows with unusual values (see the batch form) are left out, with why.",
+    )
+
+    def __init__(self, *args: Any, accounts: QuerySet[IsometricAccount], **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        account = self.fields["account"]
+        assert isinstance(account, forms.ModelChoiceField)
+        account.queryset = accounts
+        choices = list(accounts[:2])
+        # With one account, files go into it unasked.
+        self.only_account = choices[0] if len(choices) == 1 else None
+        if self.only_account:
+            del self.fields["account"]
+
+    def chosen_account(self) -> IsometricAccount:
+        account = self.cleaned_data.get("account") or self.only_account
+        assert isinstance(account, IsometricAccount)
+        return account
+
+    def clean_file(self) -> Any:
+        file = self.cleaned_data["file"]
+        limit = settings.BATCH_IMPORT_MAX_BYTES
+        if file.size > limit:
+            raise forms.ValidationError(
+                f"The file is larger than {limit // 1_000_000} MB, the most the portal takes. "
+                "Split it into smaller files."
+            )
+        return file
+
+
 class VoidForm(forms.Form):
     reason = forms.CharField(
         label="Why is this batch void?",

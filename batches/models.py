@@ -421,3 +421,63 @@ class SyncAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ImportStatus(models.TextChoices):
+    CHECKING = "checking", "Checking"
+    CHECKED = "checked", "Checked"
+    IMPORTING = "importing", "Importing"
+    IMPORTED = "imported", "Imported"
+    UNREADABLE = "unreadable", "Could not be read"
+
+
+class BatchImport(models.Model):
+    """An uploaded spreadsheet of batches: checked row by row by the worker, previewed, then
+    imported by the worker once the operator says so."""
+
+    account = models.ForeignKey(
+        "portal.IsometricAccount", on_delete=models.CASCADE, related_name="imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    file_name = models.CharField(max_length=255)
+    # The file itself, in the database so that any worker on any machine can read it; emptied
+    # once it is imported.
+    content = models.BinaryField()
+    # The operator's word that unusual values in the file (see the batch form) are right.
+    confirm_unusual = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=ImportStatus, default=ImportStatus.CHECKING)
+    # A worker's lease on it while checking or importing: one that dies leaves it to another.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    new = models.PositiveIntegerField(default=0)
+    same = models.PositiveIntegerField(default=0)
+    conflicting = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    # The rows not imported, each {"row", "kind" ("invalid", "conflicting"), "values" (by
+    # column key), "errors" (by column key, "" for the row as a whole)}.
+    rejected = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)  # why the file could not be read
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "claimed_until"], name="import_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("batches:import", args=[self.pk])
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ImportStatus.CHECKING, ImportStatus.IMPORTING)
+
+    @property
+    def percent_done(self) -> int:
+        return 100 * self.rows_done // self.rows_total if self.rows_total else 0

@@ -1,5 +1,7 @@
 """Writes to production batches that views and commands share."""
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -151,11 +153,13 @@ def earlier_submission(
         supplier_reference_id=reference,
         created_by_id=user.pk,
     ).first()
-    if earlier is None:
+    if earlier is None or earlier.kind != form.instance.kind:
         return None
-    same = (
-        earlier.kind == form.instance.kind
-        and all(values[name] == getattr(earlier, name) for name in SAME_SUBMISSION_FIELDS)
-        and set(values["feedstock_types"]) == set(earlier.feedstock_types.all())
-    )
-    return earlier if same else None
+    return earlier if has_values(earlier, values) else None
+
+
+def has_values(batch: ProductionBatch, values: dict[str, Any]) -> bool:
+    """Whether the batch holds these values of a batch form (its reference aside)."""
+    return all(values[name] == getattr(batch, name) for name in SAME_SUBMISSION_FIELDS) and set(
+        values["feedstock_types"]
+    ) == set(batch.feedstock_types.all())

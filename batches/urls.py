@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import views
+from batches import import_views, views
 
 app_name = "batches"
 urlpatterns = [
@@ -13,4 +13,9 @@ urlpatterns = [
     path("<int:pk>/void/", views.batch_void, name="void"),
     path("<int:pk>/retry/", views.batch_retry, name="retry"),
     path("refresh/", views.refresh_from_isometric, name="refresh"),
+    path("import/", import_views.import_upload, name="imports"),
+    path("import/template/", import_views.import_template, name="import_template"),
+    path("import/<int:pk>/", import_views.import_detail, name="import"),
+    path("import/<int:pk>/start/", import_views.import_start, name="import_start"),
+    path("import/<int:pk>/rejected/", import_views.import_rejected, name="import_rejected"),
 ]

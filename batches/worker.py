@@ -1,5 +1,6 @@
-"""The sync worker: pushes due batches with bounded concurrency and pulls accounts on schedule,
-until told to stop. `manage.py sync_worker` runs one; several may share one PostgreSQL."""
+"""The sync worker: pushes due batches with bounded concurrency, pulls accounts on schedule and
+checks and imports uploaded spreadsheets, until told to stop. `manage.py sync_worker` runs
+one; several may share one PostgreSQL."""
 
 import contextlib
 import logging
@@ -9,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from django.conf import settings
 from django.db import connections
 
-from batches import sync
+from batches import imports, sync
 from portal.models import Clients
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,11 @@ class Worker:
     def run(self) -> None:
         log.info("sync worker: pushing with concurrency %d", self.concurrency)
         if not self.once:
-            # A daemon: stopping does not wait for a long pull. Each page is written in its own
-            # transaction, so a pull cut short leaves nothing half-done.
+            # Daemons: stopping does not wait for a long pull or import. Each page or chunk is
+            # written in its own transaction, so one cut short leaves nothing half-done, and
+            # its lease lets another worker take it up.
             threading.Thread(target=self._puller, name="pull", daemon=True).start()
+            threading.Thread(target=self._importer, name="import", daemon=True).start()
         in_flight: set[Future[None]] = set()
         # A thread for each claim in flight, so that every claim's task has started (and
         # releases its claim itself if the worker stops before it is sent).
@@ -100,6 +103,14 @@ class Worker:
                 barrier.wait()
 
         wait([pushers.submit(close) for _ in range(self.ahead)])
+
+    def _importer(self) -> None:
+        while not self.stopping.wait(self.poll_interval):
+            try:
+                while imports.process_due() and not self.stopping.is_set():
+                    pass
+            except Exception:
+                log.exception("sync worker: importing failed")
 
     def _puller(self) -> None:
         while not self.stopping.wait(self.poll_interval):

@@ -11,6 +11,7 @@ is given may name another account's account, facility, feedstock type or batch.
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,13 +22,23 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, models, transaction
 from django.http import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from pytest_django import DjangoDbBlocker
 
-from batches.models import Facility, FeedstockType, ProductionBatch, SyncAttempt, SyncStatus
+from batches.models import (
+    BatchImport,
+    Facility,
+    FeedstockType,
+    ImportStatus,
+    ProductionBatch,
+    SyncAttempt,
+    SyncStatus,
+)
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
 from portal.accounts import CREDENTIAL_ADMINS
@@ -117,6 +128,31 @@ MATRIX: dict[str, Row] = {
     "batches:refresh /batches/refresh/":
         ("login  405    405    405    405    403    405",
          "login  302    302    302    302    403    302"),
+    # POST: a file of one batch, into the user's one account.
+    "batches:imports /batches/import/":
+        ("login  200    200    403    200    403    200",
+         "login  302    302    403    302    403    200"),
+    "batches:import_template /batches/import/template/":
+        ("login  200    200    403    200    403    200",
+         "login  405    405    405    405    403    405"),
+    "batches:import /batches/import/<int:pk>/ [A]":
+        ("login  200    404    404    200    403    200",
+         "login  405    405    405    405    403    405"),
+    "batches:import /batches/import/<int:pk>/ [B]":
+        ("login  404    200    404    404    403    200",
+         "login  405    405    405    405    403    405"),
+    "batches:import_start /batches/import/<int:pk>/start/ [A]":
+        ("login  405    405    405    405    403    405",
+         "login  302    404    404    302    403    302"),
+    "batches:import_start /batches/import/<int:pk>/start/ [B]":
+        ("login  405    405    405    405    403    405",
+         "login  404    302    404    404    403    302"),
+    "batches:import_rejected /batches/import/<int:pk>/rejected/ [A]":
+        ("login  200    404    404    200    403    200",
+         "login  405    405    405    405    403    405"),
+    "batches:import_rejected /batches/import/<int:pk>/rejected/ [B]":
+        ("login  404    200    404    404    403    200",
+         "login  405    405    405    405    403    405"),
     #     anon   op_A   op_B   op_0   staff  cred   super
     "admin:index /admin/":
          "alogin alogin alogin alogin 200    200    200",
@@ -305,6 +341,8 @@ class World:
     def object_for(self, route: str, target: str) -> models.Model:
         admin_model = re.match(r"/admin/(\w+)/(\w+)/", route)
         model = apps.get_model(admin_model[1], admin_model[2]) if admin_model else ProductionBatch
+        if route.startswith("/batches/import/"):
+            model = BatchImport
         return self.objects[model, target if target in ("A", "B") else ""]
 
 
@@ -321,10 +359,17 @@ def build_world(emulator: Emulator) -> World:
             supplier_reference_id=f"{name.upper()}-0001",
             sync_status=SyncStatus.FAILED,
         )
-        for thing in (account, facility, feedstock_type, batch):
+        batch_import = BatchImport.objects.create(
+            account=account,
+            file_name=f"{name.lower()}-season.csv",
+            status=ImportStatus.CHECKED,
+            rejected=[{"row": 2, "kind": "invalid", "values": {}, "errors": {"Mass": ["x"]}}],
+        )
+        for thing in (account, facility, feedstock_type, batch, batch_import):
             objects[type(thing), target] = thing
         markers[target] = [
             account.name,
+            batch_import.file_name,
             facility.name,
             feedstock_type.name,
             f"{name.upper()}-",
@@ -522,6 +567,14 @@ def post_data(entry: str, world: World) -> dict[str, Any]:
         )
     if name == "batches:void":
         return {"reason": "Recorded twice"}
+    if name == "batches:imports":
+        started = timezone.localtime() - timedelta(days=2)
+        content = (
+            "Facility,Feedstock types,Production started,Production ended,Mass\n"
+            f"{facility.name},{feedstock_type.name},{started:%Y-%m-%d %H:%M},"
+            f"{started + timedelta(hours=6):%Y-%m-%d %H:%M},3\n"
+        )
+        return {"file": SimpleUploadedFile("season.csv", content.encode())}
     if name.endswith("_delete"):
         return {"post": "yes"}
     found = re.match(r"\S+ /admin/(\w+)/(\w+)/", entry)
@@ -624,6 +677,7 @@ def test_access(client: Client, world: World, entry: str, role: str, method: str
         assert of_account(after, pk) == of_account(before, pk), (
             f"POST {url} as {role} changed account {other}'s rows"
         )
-    content = response.content.decode(errors="replace")
+    body = b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
+    content = body.decode(errors="replace")
     shown = [marker for marker in world.markers[other] if marker in content]
     assert not shown, f"{method} {url} as {role} shows account {other}'s {shown}"

@@ -1,0 +1,350 @@
+"""Bulk import: an uploaded spreadsheet, checked row by row by the batch form's own rules, then
+its new rows saved as batches due for sync. The worker does both (a file may hold 50,000 rows);
+the operator watches the progress and decides in between.
+
+Rows without a supplier reference get one made from the row's own values, so the same row
+uploaded again (the same file, or a corrected one) is recognised as already in the portal.
+"""
+
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from itertools import batched
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm
+from batches.history import Via, log_batch_changes
+from batches.import_files import (
+    Row,
+    TableStream,
+    UnreadableFile,
+    iter_table,
+    normalise_decimal,
+    normalise_moment,
+)
+from batches.models import BatchImport, ImportStatus, ProductionBatch
+from batches.services import has_values
+from batches.spreadsheet import FEEDSTOCK_SEPARATOR, TEMPLATE_COLUMNS
+from portal.models import IsometricAccount
+
+# Rows checked or saved between two writes of the progress (and renewals of the lease).
+CHUNK = 500
+# How long a worker holds an import it works on without showing progress.
+LEASE = timedelta(minutes=5)
+FeedstockLink = ProductionBatch.feedstock_types.through
+
+
+def upload(
+    account: IsometricAccount, user: User, file: UploadedFile, confirm_unusual: bool
+) -> BatchImport:
+    """Keep the file for the worker to check."""
+    return BatchImport.objects.create(
+        account=account,
+        created_by=user,
+        file_name=(file.name or "upload")[:255],
+        content=file.read(),
+        confirm_unusual=confirm_unusual,
+    )
+
+
+def process_due() -> bool:
+    """Check or import the oldest import waiting for a worker; whether there was one."""
+    batch_import = _claim()
+    if batch_import is None:
+        return False
+    if batch_import.status == ImportStatus.CHECKING:
+        check(batch_import)
+    else:
+        import_rows(batch_import)
+    return True
+
+
+def _claim() -> BatchImport | None:
+    """The oldest import to check or import that no worker holds, held now by this one."""
+    now = timezone.now()
+    waiting = BatchImport.objects.filter(
+        Q(claimed_until=None) | Q(claimed_until__lt=now),
+        status__in=(ImportStatus.CHECKING, ImportStatus.IMPORTING),
+    ).order_by("created_at")
+    for candidate in waiting.only("pk", "claimed_until", "status")[:5]:
+        taken = BatchImport.objects.filter(
+            pk=candidate.pk, status=candidate.status, claimed_until=candidate.claimed_until
+        ).update(claimed_until=now + LEASE)
+        if taken:
+            return BatchImport.objects.select_related("account", "created_by").get(pk=candidate.pk)
+    return None
+
+
+def start_import(batch_import: BatchImport) -> bool:
+    """Have the worker save the checked file's new rows; False unless it is checked."""
+    return bool(
+        BatchImport.objects.filter(pk=batch_import.pk, status=ImportStatus.CHECKED).update(
+            status=ImportStatus.IMPORTING, claimed_until=None, rows_done=0
+        )
+    )
+
+
+@dataclass
+class _Tally:
+    new: int = 0
+    same: int = 0
+    conflicting: int = 0
+    invalid: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check(batch_import: BatchImport) -> None:
+    """Check every row and count what an import would do; the rows it would not import are
+    kept with their reasons."""
+    rows = _rows(batch_import)
+    if rows is None:
+        return
+    checker = RowChecker(batch_import)
+    tally = _Tally()
+    for chunk in batched(rows, CHUNK):
+        for row in chunk:
+            outcome = checker.check(row)
+            setattr(tally, outcome.kind, getattr(tally, outcome.kind) + 1)
+            if outcome.kind in ("conflicting", "invalid"):
+                tally.rejected.append(outcome.as_rejected(row))
+        _progress(batch_import, len(chunk))
+    BatchImport.objects.filter(pk=batch_import.pk).update(
+        status=ImportStatus.CHECKED,
+        claimed_until=None,
+        new=tally.new,
+        same=tally.same,
+        conflicting=tally.conflicting,
+        invalid=tally.invalid,
+        rejected=tally.rejected,
+        finished_at=timezone.now(),
+    )
+
+
+def import_rows(batch_import: BatchImport) -> None:
+    """Save the file's new rows as batches due for sync, a chunk per transaction. Each row is
+    checked again: the portal may have changed since the preview, and a worker that died
+    part-way left rows that are now already in the portal."""
+    rows = _rows(batch_import)
+    if rows is None:
+        return
+    checker = RowChecker(batch_import)
+    imported = 0
+    for chunk in batched(rows, CHUNK):
+        forms = [form for row in chunk if (form := checker.check(row).new_form) is not None]
+        imported += _save(batch_import, forms)
+        _progress(batch_import, len(chunk))
+    BatchImport.objects.filter(pk=batch_import.pk).update(
+        status=ImportStatus.IMPORTED,
+        claimed_until=None,
+        imported=imported,
+        content=b"",
+        finished_at=timezone.now(),
+    )
+
+
+def _rows(batch_import: BatchImport) -> Iterator[Row] | None:
+    """The file's rows, read as they are needed, or None once it is marked unreadable. The file
+    is read through once first: it counts the rows for the progress bar, and a file that turns
+    out unreadable part-way (too many rows, a damaged sheet) is refused before anything is
+    saved."""
+    try:
+        total = sum(1 for _ in _read(batch_import).rows)
+    except UnreadableFile as exc:
+        BatchImport.objects.filter(pk=batch_import.pk).update(
+            status=ImportStatus.UNREADABLE,
+            claimed_until=None,
+            message=str(exc),
+            content=b"",
+            finished_at=timezone.now(),
+        )
+        return None
+    BatchImport.objects.filter(pk=batch_import.pk).update(rows_total=total, rows_done=0)
+    batch_import.rows_done = 0
+    return _read(batch_import).rows
+
+
+def _read(batch_import: BatchImport) -> TableStream:
+    return iter_table(io.BytesIO(bytes(batch_import.content)), batch_import.file_name)
+
+
+def _progress(batch_import: BatchImport, rows: int) -> None:
+    batch_import.rows_done += rows
+    BatchImport.objects.filter(pk=batch_import.pk).update(
+        rows_done=batch_import.rows_done, claimed_until=timezone.now() + LEASE
+    )
+
+
+@transaction.atomic
+def _save(batch_import: BatchImport, forms: list[ProductionBatchForm]) -> int:
+    batches = []
+    for form in forms:
+        batch = form.save(commit=False)
+        batch.created_by = batch_import.created_by
+        batches.append(batch)
+    created = ProductionBatch.objects.bulk_create(batches)
+    links = {
+        batch.pk: {feedstock.pk for feedstock in form.cleaned_data["feedstock_types"]}
+        for batch, form in zip(created, forms, strict=True)
+    }
+    FeedstockLink.objects.bulk_create(
+        FeedstockLink(productionbatch_id=pk, feedstocktype_id=feedstock_pk)
+        for pk, feedstock_pks in links.items()
+        for feedstock_pk in feedstock_pks
+    )
+    log_batch_changes(
+        [(batch, {"feedstock_types": ((), links[batch.pk])}) for batch in created],
+        Via.IMPORT,
+        created=True,
+        actor=batch_import.created_by,
+    )
+    return len(created)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "new", "same" (already in the portal), "conflicting", "invalid"
+    errors: dict[str, list[str]]
+    new_form: ProductionBatchForm | None = None
+
+    def as_rejected(self, row: Row) -> dict[str, Any]:
+        """For the preview and the download: the errors by column header ("" for the row)."""
+        errors: dict[str, list[str]] = {}
+        for key, messages in self.errors.items():
+            errors.setdefault(_HEADERS.get(key, ""), []).extend(messages)
+        return {"row": row.number, "kind": self.kind, "values": row.values, "errors": errors}
+
+
+class RowChecker:
+    """The batch form's verdict on each row of one import, in the import's account."""
+
+    def __init__(self, batch_import: BatchImport) -> None:
+        account = batch_import.account
+        self.accounts = IsometricAccount.objects.filter(pk=account.pk)
+        self.confirm_unusual = batch_import.confirm_unusual
+        self.facilities = _by_name_or_id(
+            list(account.facilities.values_list("pk", "name", "isometric_id"))
+        )
+        self.feedstock_types = _by_name_or_id(
+            list(account.feedstock_types.values_list("pk", "name", "isometric_id"))
+        )
+        self.default_unit = settings.BATCH_MASS_UNITS[0]
+        self.references_seen: set[str] = set()
+        self.twins: dict[str, int] = {}
+
+    def check(self, row: Row) -> Outcome:
+        data = self.form_data(row)
+        reference = data["supplier_reference_id"]
+        if reference.lower() in self.references_seen:
+            return Outcome("invalid", {"supplier_reference_id": [_TWICE]})
+        self.references_seen.add(reference.lower())
+        form = ProductionBatchForm(data, accounts=self.accounts)
+        if form.is_valid():
+            return Outcome("new", {}, new_form=form)
+        errors = {
+            name: [str(message) for message in messages] for name, messages in form.errors.items()
+        }
+        if errors != {"supplier_reference_id": [DUPLICATE_REFERENCE]}:
+            if form.unusual and not self.confirm_unusual:
+                errors.setdefault(NON_FIELD_ERRORS, []).extend(form.unusual)
+            return Outcome("invalid", errors)
+        existing = ProductionBatch.objects.prefetch_related("feedstock_types").get(
+            account_id=self.accounts[0].pk, supplier_reference_id=reference
+        )
+        if has_values(existing, form.cleaned_data):
+            return Outcome("same", {})
+        return Outcome("conflicting", {"supplier_reference_id": [_CONFLICTING]})
+
+    def form_data(self, row: Row) -> dict[str, Any]:
+        """The row as the batch form takes it: names to ids, numbers and times to the form's
+        own notation, a reference when it has none."""
+        values = row.values
+        feedstocks = [
+            self.feedstock_types.get(name.strip().lower(), name.strip())
+            for name in values.get("feedstock_types", "")
+            .replace(",", FEEDSTOCK_SEPARATOR)
+            .split(FEEDSTOCK_SEPARATOR)
+            if name.strip()
+        ]
+        facility = values.get("facility", "")
+        return {
+            "supplier_reference_id": values.get("supplier_reference_id") or self._reference(row),
+            "display_name": values.get("display_name", ""),
+            "facility": self.facilities.get(facility.lower(), facility),
+            "feedstock_types": feedstocks,
+            "started_at": normalise_moment(values.get("started_at", "")),
+            "ended_at": normalise_moment(values.get("ended_at", "")),
+            "mass_magnitude": normalise_decimal(values.get("mass_magnitude", "")),
+            "mass_unit": values.get("mass_unit") or self.default_unit,
+            "mass_standard_deviation": normalise_decimal(values.get("mass_standard_deviation", "")),
+            "confirm_unusual": "on" if self.confirm_unusual else "",
+        }
+
+    def _reference(self, row: Row) -> str:
+        """A reference made from the row's values (and how many identical rows came before it
+        in the file), the same whenever the row is uploaded again."""
+        content = "\x1f".join(row.values.get(column.key, "") for column in TEMPLATE_COLUMNS)
+        digest = hashlib.sha256(content.encode()).hexdigest()[:12].upper()
+        count = self.twins.get(digest, 0) + 1
+        self.twins[digest] = count
+        return f"IMP-{digest}" if count == 1 else f"IMP-{digest}-{count}"
+
+
+def _by_name_or_id(rows: list[tuple[int, str, str]]) -> dict[str, int]:
+    """A facility's or feedstock type's pk by its lower-cased name and by its Isometric id (ids
+    win over a name that happens to equal one)."""
+    found: dict[str, int] = {}
+    for pk, name, _ in rows:
+        found.setdefault(name.strip().lower(), pk)
+    for pk, _, isometric_id in rows:
+        found[isometric_id.lower()] = pk
+    return found
+
+
+def rejected_rows(batch_import: BatchImport) -> Iterator[list[str]]:
+    """The rows not imported, as the file had them (the template's columns), each with its
+    reasons in a last column."""
+    for rejected in batch_import.rejected:
+        reasons = "; ".join(
+            f"{header or 'The row'}: {message}"
+            for header, messages in rejected["errors"].items()
+            for message in messages
+        )
+        yield [*(rejected["values"].get(column.key, "") for column in TEMPLATE_COLUMNS), reasons]
+
+
+def example_row(account: IsometricAccount) -> list[Any]:
+    """The template's example: a batch of yesterday at the account's first facility."""
+    facility = account.facilities.first()
+    feedstock_type = account.feedstock_types.first()
+    started = timezone.localtime().replace(hour=6, minute=0, second=0, microsecond=0)
+    started = started.replace(tzinfo=None) - timedelta(days=1)
+    return [
+        "",
+        "",
+        facility.name if facility else "",
+        feedstock_type.name if feedstock_type else "",
+        started,
+        started + timedelta(hours=8),
+        Decimal("12.5"),
+        settings.BATCH_MASS_UNITS[0],
+        None,
+    ]
+
+
+_HEADERS = {column.key: column.header for column in TEMPLATE_COLUMNS}
+_TWICE = "Another row of this file has the same supplier reference."
+_CONFLICTING = (
+    "A batch with this supplier reference is already in the portal, with other values. "
+    "Correct that batch in the portal, or give this row another reference."
+)
