@@ -103,53 +103,53 @@ class _Tally:
     invalid: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
+    def add(self, row: Row, outcome: "Outcome") -> None:
+        setattr(self, outcome.kind, getattr(self, outcome.kind) + 1)
+        if outcome.kind in ("conflicting", "invalid"):
+            self.rejected.append(outcome.as_rejected(row))
+
 
 def check(batch_import: BatchImport) -> None:
     """Check every row and count what an import would do; the rows it would not import are
     kept with their reasons."""
+    _go_through(batch_import, ImportStatus.CHECKED)
+
+
+def import_rows(batch_import: BatchImport) -> None:
+    """Save the file's new rows as batches due for sync, a chunk per transaction. Each row is
+    checked again: the portal may have changed since the preview (the counts and reasons are
+    those of the import, then), and a worker that died part-way left rows that are now
+    already in the portal."""
+    _go_through(batch_import, ImportStatus.IMPORTED)
+
+
+def _go_through(batch_import: BatchImport, ending: ImportStatus) -> None:
     rows = _rows(batch_import)
     if rows is None:
         return
     checker = RowChecker(batch_import)
-    tally = _Tally()
+    tally, imported = _Tally(), 0
     for chunk in batched(rows, CHUNK):
+        forms = []
         for row in chunk:
             outcome = checker.check(row)
-            setattr(tally, outcome.kind, getattr(tally, outcome.kind) + 1)
-            if outcome.kind in ("conflicting", "invalid"):
-                tally.rejected.append(outcome.as_rejected(row))
+            tally.add(row, outcome)
+            if outcome.new_form is not None:
+                forms.append(outcome.new_form)
+        if ending == ImportStatus.IMPORTED:
+            imported += _save(batch_import, forms)
         _progress(batch_import, len(chunk))
     BatchImport.objects.filter(pk=batch_import.pk).update(
-        status=ImportStatus.CHECKED,
+        status=ending,
         claimed_until=None,
         new=tally.new,
         same=tally.same,
         conflicting=tally.conflicting,
         invalid=tally.invalid,
         rejected=tally.rejected,
-        finished_at=timezone.now(),
-    )
-
-
-def import_rows(batch_import: BatchImport) -> None:
-    """Save the file's new rows as batches due for sync, a chunk per transaction. Each row is
-    checked again: the portal may have changed since the preview, and a worker that died
-    part-way left rows that are now already in the portal."""
-    rows = _rows(batch_import)
-    if rows is None:
-        return
-    checker = RowChecker(batch_import)
-    imported = 0
-    for chunk in batched(rows, CHUNK):
-        forms = [form for row in chunk if (form := checker.check(row).new_form) is not None]
-        imported += _save(batch_import, forms)
-        _progress(batch_import, len(chunk))
-    BatchImport.objects.filter(pk=batch_import.pk).update(
-        status=ImportStatus.IMPORTED,
-        claimed_until=None,
         imported=imported,
-        content=b"",
         finished_at=timezone.now(),
+        **({"content": b""} if ending == ImportStatus.IMPORTED else {}),
     )
 
 
