@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.forms.utils import ErrorDict
 from django.utils import timezone
 
+from batches import exports
 from batches.models import (
     EARLIEST_MOMENT,
     LATEST_MOMENT,
@@ -496,6 +497,19 @@ class BatchFilterForm(forms.Form):
             for name, value in self.cleaned_data.items()
             if value not in (None, "") and name not in ("after", "before")
         }
+
+
+_ASK_FOR_FORMAT = "Ask for format=csv or format=xlsx."
+
+
+class BatchExportForm(BatchFilterForm):
+    """The list's search and filters, invalid ones ignored as the list ignores them, and the
+    file's format."""
+
+    format = forms.ChoiceField(
+        choices=exports.FORMATS,
+        error_messages={"required": _ASK_FOR_FORMAT, "invalid_choice": _ASK_FOR_FORMAT},
+    )
 
 
 class BatchStatusesForm(forms.Form):

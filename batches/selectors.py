@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
@@ -178,6 +178,19 @@ def batch_page(
 
 def _cursor(batch: ProductionBatch) -> str:
     return Cursor.of(batch).encode()
+
+
+def in_chunks(batches: QuerySet[ProductionBatch], size: int) -> Iterator[ProductionBatch]:
+    """Every one of `batches` in the list's order, read a keyset page of `size` at a time, so
+    memory stays flat however many there are. QuerySet.iterator() would not do: on PostgreSQL
+    the portal's cursors are client-side (see settings), which read a whole result at once."""
+    batches = batches.order_by("-started_at", "-pk")
+    chunk = list(batches[:size])
+    while chunk:
+        yield from chunk
+        if len(chunk) < size:
+            return
+        chunk = list(batches.filter(Cursor.of(chunk[-1]).older())[:size])
 
 
 def attention_counts(batches: QuerySet[ProductionBatch]) -> dict[str, int]:

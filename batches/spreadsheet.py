@@ -75,6 +75,7 @@ def _csv_pieces(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterat
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
     writer.writerow(headers)
+    yield _emptied(buffer)  # the download starts before the first rows are read
     for row in rows:
         writer.writerow(csv_text(value) for value in row)
         if buffer.tell() >= CSV_PIECE:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.batch_create, name="create"),
     path("isometric/", views.remote_batch_list, name="remote"),
     path("statuses/", views.batch_statuses, name="statuses"),
+    path("export/", views.batch_export, name="export"),
     path("<int:pk>/", views.batch_detail, name="detail"),
     path("<int:pk>/edit/", views.batch_edit, name="edit"),
     path("<int:pk>/void/", views.batch_void, name="void"),

@@ -4,13 +4,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from batches import remote, selectors, sync
+from batches import exports, remote, selectors, sync
 from batches.forms import (
+    BatchExportForm,
     BatchFilterForm,
     BatchStatusesForm,
     ProductionBatchForm,
@@ -59,6 +60,17 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
         last_pulled_at=selectors.last_pulled_at(request_accounts(request)),
     )
     return render(request, "batches/list.html", context)
+
+
+@permission_required("batches.view_productionbatch", raise_exception=True)
+@require_GET
+def batch_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The list, searched and filtered as its page is, as a CSV or XLSX file."""
+    form = BatchExportForm(request.GET, accounts_of(request.user))
+    if not form.is_valid() and "format" in form.errors:
+        return HttpResponseBadRequest(form.errors["format"].as_text(), content_type="text/plain")
+    batches = selectors.filtered_batches(selectors.visible_batches(request.user), form.filters())
+    return exports.download(batches, form.cleaned_data["format"])
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)

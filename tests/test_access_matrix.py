@@ -89,6 +89,10 @@ MATRIX: dict[str, Row] = {
          "login  302    302    302    302    302    302"),
     "batches:list /batches/":
          "login  200    200    200    200    403    200",
+    # The list as a CSV file (see QUERIES): the rows of the user's accounts only.
+    "batches:export /batches/export/":
+        ("login  200    200    200    200    403    200",
+         "login  405    405    405    405    403    405"),
     # POST: a valid batch of A (B's operator cannot choose A's facility: the form is refused).
     "batches:create /batches/new/":
         ("login  200    200    403    200    403    200",
@@ -318,6 +322,7 @@ SAYS = {
 QUERIES = {
     # The batch form's address carries its reference; without one it redirects to a fresh one.
     "batches:create": {"reference": "NEW-0001"},
+    "batches:export": {"format": "csv"},
     "admin:autocomplete": {
         "app_label": "batches",
         "model_name": "productionbatch",
