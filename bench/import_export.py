@@ -202,7 +202,7 @@ def child(kind: str, count: int) -> None:
         batches = ProductionBatch.objects.all()
         baseline = _rss_mb()
         response = exports.download(batches, kind.removeprefix("export-"))
-        for _ in response.streaming_content:
+        for _ in response:  # as a WSGI server sends it
             pass
     print(json.dumps({"baseline": baseline, "peak": _peak_mb()}))
 
