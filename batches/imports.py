@@ -10,7 +10,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import batched
 from typing import Any
@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm
@@ -33,7 +33,7 @@ from batches.import_files import (
     normalise_decimal,
     normalise_moment,
 )
-from batches.models import BatchImport, ImportStatus, ProductionBatch
+from batches.models import BatchImport, BatchImportRow, ImportStatus, ProductionBatch
 from batches.services import has_values
 from batches.spreadsheet import FEEDSTOCK_SEPARATOR, TEMPLATE_COLUMNS
 from portal.models import IsometricAccount
@@ -110,47 +110,82 @@ class _Tally:
 
 
 def check(batch_import: BatchImport) -> None:
-    """Check every row and count what an import would do; the rows it would not import are
-    kept with their reasons."""
-    _go_through(batch_import, ImportStatus.CHECKED)
-
-
-def import_rows(batch_import: BatchImport) -> None:
-    """Save the file's new rows as batches due for sync, a chunk per transaction. Each row is
-    checked again: the portal may have changed since the preview (the counts and reasons are
-    those of the import, then), and a worker that died part-way left rows that are now
-    already in the portal."""
-    _go_through(batch_import, ImportStatus.IMPORTED)
-
-
-def _go_through(batch_import: BatchImport, ending: ImportStatus) -> None:
+    """Check every row with the batch form and count what an import would do. The new rows are
+    kept as the form cleaned them, the others with their reasons."""
     rows = _rows(batch_import)
     if rows is None:
         return
+    batch_import.new_rows.all().delete()  # a check that a worker left half-done
     checker = RowChecker(batch_import)
-    tally, imported = _Tally(), 0
+    tally = _Tally()
     for chunk in batched(rows, CHUNK):
-        forms = []
+        new = []
         for row in chunk:
             outcome = checker.check(row)
             tally.add(row, outcome)
             if outcome.new_form is not None:
-                forms.append(outcome.new_form)
-        if ending == ImportStatus.IMPORTED:
-            imported += _save(batch_import, forms)
+                new.append(
+                    BatchImportRow(
+                        batch_import=batch_import,
+                        number=row.number,
+                        values=_cleaned(outcome.new_form),
+                    )
+                )
+        BatchImportRow.objects.bulk_create(new)
         _progress(batch_import, len(chunk))
     BatchImport.objects.filter(pk=batch_import.pk).update(
-        status=ending,
+        status=ImportStatus.CHECKED,
         claimed_until=None,
         new=tally.new,
         same=tally.same,
         conflicting=tally.conflicting,
         invalid=tally.invalid,
         rejected=tally.rejected,
-        imported=imported,
         finished_at=timezone.now(),
-        **({"content": b""} if ending == ImportStatus.IMPORTED else {}),
     )
+
+
+def import_rows(batch_import: BatchImport) -> None:
+    """Save the rows the check found new as batches due for sync, a chunk per transaction. A
+    row whose reference is in the portal by now (another upload, a worker that died part-way
+    through this one) is left out."""
+    BatchImport.objects.filter(pk=batch_import.pk).update(rows_total=batch_import.new, rows_done=0)
+    batch_import.rows_done = 0
+    after = 0
+    while chunk := list(batch_import.new_rows.filter(number__gt=after)[:CHUNK]):
+        _save(batch_import, chunk)
+        _progress(batch_import, len(chunk))
+        after = chunk[-1].number
+    batch_import.new_rows.all().delete()
+    BatchImport.objects.filter(pk=batch_import.pk).update(
+        status=ImportStatus.IMPORTED, claimed_until=None, content=b"", finished_at=timezone.now()
+    )
+
+
+def _cleaned(form: ProductionBatchForm) -> dict[str, Any]:
+    """The batch the form would save, as its model's field values."""
+    batch = form.save(commit=False)
+    return {
+        **{name: getattr(batch, name) for name in SAVED_FIELDS},
+        "feedstock_types": sorted(
+            feedstock.pk for feedstock in form.cleaned_data["feedstock_types"]
+        ),
+    }
+
+
+# The columns of a batch that an import fills (the rest take their defaults: due for sync now).
+SAVED_FIELDS = (
+    "account_id",
+    "facility_id",
+    "supplier_reference_id",
+    "display_name",
+    "kind",
+    "started_at",
+    "ended_at",
+    "mass_magnitude",
+    "mass_unit",
+    "mass_standard_deviation",
+)
 
 
 def _rows(batch_import: BatchImport) -> Iterator[Row] | None:
@@ -186,16 +221,22 @@ def _progress(batch_import: BatchImport, rows: int) -> None:
 
 
 @transaction.atomic
-def _save(batch_import: BatchImport, forms: list[ProductionBatchForm]) -> int:
-    batches = []
-    for form in forms:
-        batch = form.save(commit=False)
-        batch.created_by = batch_import.created_by
-        batches.append(batch)
-    created = ProductionBatch.objects.bulk_create(batches)
+def _save(batch_import: BatchImport, rows: list[BatchImportRow]) -> None:
+    """Save the rows as batches, and count them on the import, in one transaction: a worker
+    that dies leaves each chunk saved and counted, or neither."""
+    taken = set(
+        ProductionBatch.objects.filter(
+            account_id=batch_import.account_id,
+            supplier_reference_id__in=[row.values["supplier_reference_id"] for row in rows],
+        ).values_list("supplier_reference_id", flat=True)
+    )
+    rows = [row for row in rows if row.values["supplier_reference_id"] not in taken]
+    created = ProductionBatch.objects.bulk_create(
+        _batch(row.values, batch_import.created_by_id) for row in rows
+    )
     links = {
-        batch.pk: {feedstock.pk for feedstock in form.cleaned_data["feedstock_types"]}
-        for batch, form in zip(created, forms, strict=True)
+        batch.pk: set(row.values["feedstock_types"])
+        for batch, row in zip(created, rows, strict=True)
     }
     FeedstockLink.objects.bulk_create(
         FeedstockLink(productionbatch_id=pk, feedstocktype_id=feedstock_pk)
@@ -208,7 +249,25 @@ def _save(batch_import: BatchImport, forms: list[ProductionBatchForm]) -> int:
         created=True,
         actor=batch_import.created_by,
     )
-    return len(created)
+    BatchImport.objects.filter(pk=batch_import.pk).update(imported=F("imported") + len(created))
+
+
+def _batch(values: dict[str, Any], created_by_id: int | None) -> ProductionBatch:
+    """The batch of a row kept by the check (its JSON holds times and decimals as text)."""
+    deviation = values["mass_standard_deviation"]
+    return ProductionBatch(
+        account_id=values["account_id"],
+        facility_id=values["facility_id"],
+        supplier_reference_id=values["supplier_reference_id"],
+        display_name=values["display_name"],
+        kind=values["kind"],
+        started_at=datetime.fromisoformat(values["started_at"]),
+        ended_at=datetime.fromisoformat(values["ended_at"]),
+        mass_magnitude=Decimal(values["mass_magnitude"]),
+        mass_unit=values["mass_unit"],
+        mass_standard_deviation=None if deviation is None else Decimal(deviation),
+        created_by_id=created_by_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -230,7 +289,9 @@ class RowChecker:
 
     def __init__(self, batch_import: BatchImport) -> None:
         account = batch_import.account
+        # Evaluated once: every row's form offers the same account without asking again.
         self.accounts = IsometricAccount.objects.filter(pk=account.pk)
+        list(self.accounts)
         self.confirm_unusual = batch_import.confirm_unusual
         self.facilities = _by_name_or_id(
             list(account.facilities.values_list("pk", "name", "isometric_id"))

@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Coalesce, Concat, Lower
@@ -479,5 +480,25 @@ class BatchImport(models.Model):
         return self.status in (ImportStatus.CHECKING, ImportStatus.IMPORTING)
 
     @property
+    def recorded_meanwhile(self) -> int:
+        """New rows that were in the portal by the time of the import (left out then)."""
+        return self.new - self.imported if self.status == ImportStatus.IMPORTED else 0
+
+    @property
     def percent_done(self) -> int:
         return 100 * self.rows_done // self.rows_total if self.rows_total else 0
+
+
+class BatchImportRow(models.Model):
+    """A row an import's check found new, as the batch form cleaned it: saved as a batch when
+    the operator imports the file, without checking it a second time."""
+
+    batch_import = models.ForeignKey(BatchImport, on_delete=models.CASCADE, related_name="new_rows")
+    number = models.PositiveIntegerField()  # its row in the file
+    values = models.JSONField(encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["batch_import", "number"]
+
+    def __str__(self) -> str:
+        return f"row {self.number} of {self.batch_import_id}"
