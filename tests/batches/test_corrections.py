@@ -1,6 +1,8 @@
 """Corrections and voids, end to end: the operator's form and buttons, the worker's delete and
 create against the emulator over real HTTP, under the faults a push survives."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -76,6 +78,27 @@ def correction(batch: ProductionBatch, **changes: Any) -> dict[str, Any]:
     return data | {"confirm_correction": "1"}
 
 
+def correct(client: Client, batch: ProductionBatch) -> None:
+    """The operator corrects the batch's mass to 14 t, and confirms."""
+    response = client.post(
+        reverse("batches:edit", args=[batch.pk]), correction(batch, mass_magnitude="14")
+    )
+    assert response.status_code == 302
+
+
+@contextmanager
+def claimed() -> Iterator[tuple[sync.Claim, Clients]]:
+    """The one due batch, claimed as a worker does, and a worker's clients; the worker dies
+    when the block ends (nothing recorded), and its lease has run out."""
+    [claim] = sync.claim_due(10)
+    clients = Clients()
+    try:
+        yield claim, clients
+    finally:
+        clients.close()
+    ProductionBatch.objects.filter(pk=claim.batch.pk).update(next_attempt_at="2000-01-01T00:00:00Z")
+
+
 def in_isometric(emulator: Emulator) -> list[dict[str, Any]]:
     return [dict(each) for each in emulator.production_batches()]
 
@@ -141,9 +164,7 @@ def test_a_correction_is_exactly_once_under_each_fault(
     """The fault on the DELETE, and then at random on every request (the DELETE, the lookups,
     the POST) for several attempts: whatever reached Isometric, it ends holding one batch."""
     old_id = synced.remote_id or ""
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
+    correct(operator_client, synced)
     emulator.configure(next_faults=[fault], random_seed=7, **{f"{fault}_rate": 0.4})
     run_worker(rounds=8)
     emulator.configure(**{f"{fault}_rate": 0.0})
@@ -157,15 +178,9 @@ def test_a_worker_killed_between_the_delete_and_the_create_leaves_one(
     operator_client: Client, synced: ProductionBatch, emulator: Emulator
 ) -> None:
     old_id = synced.remote_id or ""
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
-    [claim] = sync.claim_due(10)
-    clients = Clients()
-    try:
+    correct(operator_client, synced)
+    with claimed() as (claim, clients):
         clients.get(claim.batch.account).delete_production_batch(old_id)
-    finally:
-        clients.close()  # the worker dies here: its lease runs out unrecorded
 
     assert run_worker() == [AttemptOutcome.CREATED]
 
@@ -178,16 +193,9 @@ def test_a_worker_killed_after_creating_the_corrected_batch_leaves_one(
     operator_client: Client, synced: ProductionBatch, emulator: Emulator
 ) -> None:
     old_id = synced.remote_id or ""
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
-    [claim] = sync.claim_due(10)
-    clients = Clients()
-    try:
+    correct(operator_client, synced)
+    with claimed() as (claim, clients):
         sync.send(claim, clients)  # deleted and created in Isometric, never recorded
-    finally:
-        clients.close()
-    ProductionBatch.objects.filter(pk=claim.batch.pk).update(next_attempt_at="2000-01-01T00:00:00Z")
 
     assert run_worker() == [AttemptOutcome.ADOPTED]
 
@@ -200,13 +208,9 @@ def test_a_reference_isometric_keeps_after_the_delete_is_derived_and_shown(
 ) -> None:
     emulator.configure(reuse_deleted_references=False)
     old_id = synced.remote_id or ""
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
+    correct(operator_client, synced)
     if fault:  # the POST of the derived reference is stored, its answer lost
-        [claim] = sync.claim_due(10)
-        clients = Clients()
-        try:
+        with claimed() as (claim, clients):
             client = clients.get(claim.batch.account)
             client.delete_production_batch(old_id)
             emulator.configure(next_faults=[fault])
@@ -214,8 +218,6 @@ def test_a_reference_isometric_keeps_after_the_delete_is_derived_and_shown(
                 client.create_production_batch(
                     replace(claim.batch.to_api(), supplier_reference_id=f"{REFERENCE}~2")
                 )
-        finally:
-            clients.close()
 
     run_worker(rounds=2)
 
@@ -231,9 +233,7 @@ def test_a_refused_delete_keeps_the_correction_and_isometric_unchanged(
 ) -> None:
     old_id = synced.remote_id or ""
     emulator.refuse_deletion(old_id, "Part of removal rmv_123")
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
+    correct(operator_client, synced)
 
     assert run_worker() == [AttemptOutcome.REJECTED]
 
@@ -249,9 +249,7 @@ def test_a_refused_delete_keeps_the_correction_and_isometric_unchanged(
     assert run_worker() == []  # stopped: nothing is tried again unasked
 
     emulator.allow_deletion(old_id)
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
+    correct(operator_client, synced)
     run_worker()
     assert_corrected_once(emulator, synced, old_id)
 
@@ -405,9 +403,7 @@ def test_deleted_in_isometric_is_one_status_and_saving_sends_it_again(
     page = operator_client.get(synced.get_absolute_url()).content.decode()
     assert "Deleted in Isometric" in page and ">Synced<" not in page
 
-    operator_client.post(
-        reverse("batches:edit", args=[synced.pk]), correction(synced, mass_magnitude="14")
-    )
+    correct(operator_client, synced)
     run_worker()
 
     synced.refresh_from_db()
