@@ -95,7 +95,7 @@ class AccountRowChoiceField(forms.ModelChoiceField):
     show_account = False
 
     def to_python(self, value: Any) -> Any:
-        if value not in self.empty_values and not _is_row_id(value):
+        if value not in self.empty_values and not is_row_id(value):
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice"
             )
@@ -110,7 +110,7 @@ class AccountRowsChoiceField(forms.ModelMultipleChoiceField):
 
     def clean(self, value: Any) -> Any:
         for pk in value if isinstance(value, list | tuple) else []:
-            if not _is_row_id(pk):
+            if not is_row_id(pk):
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",
@@ -122,7 +122,7 @@ class AccountRowsChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj} ({obj.account})" if self.show_account else str(obj)
 
 
-def _is_row_id(value: object) -> bool:
+def is_row_id(value: object) -> bool:
     text = str(value)
     return text.isascii() and text.isdecimal() and 0 < int(text) <= MAX_ROW_ID
 
@@ -206,6 +206,19 @@ class ProductionBatchForm(forms.ModelForm):
             # again (Back, a double click) carries the same reference, so it is recognised.
             self.initial.setdefault("supplier_reference_id", generate_supplier_reference_id(None))
             self.fields["supplier_reference_id"].help_text = GENERATED_REFERENCE_HELP
+
+    def changes_batch(self) -> bool:
+        """Whether saving changes the batch's values (confirming unusual ones changes none)."""
+        return bool(set(self.changed_data) - {"confirm_unusual"})
+
+    def needs_confirmed_correction(self, data: Mapping[str, Any]) -> bool:
+        """Whether saving would correct a batch Isometric holds, and the operator has not yet
+        seen and confirmed the differences (`data`: what the form was posted with)."""
+        return (
+            self.instance.is_correction
+            and self.changes_batch()
+            and "confirm_correction" not in data
+        )
 
     def _offer_accounts(self, accounts: QuerySet[IsometricAccount]) -> None:
         self._choose_among(
@@ -524,7 +537,7 @@ class BatchStatusesForm(forms.Form):
             raise forms.ValidationError(
                 f"Ask for at most {settings.BATCH_PAGE_SIZE} batches at a time."
             )
-        if not all(_is_row_id(pk) for pk in ids):
+        if not all(is_row_id(pk) for pk in ids):
             raise forms.ValidationError("Give batch ids as whole numbers separated by commas.")
         return sorted({int(pk) for pk in ids})
 

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches import imports, spreadsheet
-from batches.forms import ImportForm
+from batches.forms import ImportForm, is_row_id
 from batches.models import BatchImport
 from batches.spreadsheet import TEMPLATE_COLUMNS
 from portal.accounts import accounts_of
@@ -85,7 +85,8 @@ def import_rejected(request: HttpRequest, pk: int) -> HttpResponseBase:
 def import_template(request: HttpRequest) -> HttpResponseBase:
     """The template to fill in: the columns and one example row of the user's account."""
     accounts = accounts_of(request.user)
-    account = accounts.filter(pk=request.GET.get("account") or 0).first() or accounts.first()
+    chosen = request.GET.get("account", "")
+    account = (is_row_id(chosen) and accounts.filter(pk=chosen).first()) or accounts.first()
     if account is None:
         raise PermissionDenied("You are not a member of any Isometric account.")
     headers = [column.header for column in TEMPLATE_COLUMNS]

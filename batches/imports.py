@@ -148,7 +148,7 @@ def check(batch_import: BatchImport) -> None:
 def import_rows(batch_import: BatchImport) -> None:
     """Save the rows the check found new as batches due for sync, a chunk per transaction. A
     row whose reference is in the portal by now (another upload, a worker that died part-way
-    through this one) is left out."""
+    through this one), or whose facility or feedstock type is gone, is left out."""
     BatchImport.objects.filter(pk=batch_import.pk).update(rows_total=batch_import.new, rows_done=0)
     batch_import.rows_done = 0
     after = 0
@@ -230,7 +230,18 @@ def _save(batch_import: BatchImport, rows: list[BatchImportRow]) -> None:
             supplier_reference_id__in=[row.values["supplier_reference_id"] for row in rows],
         ).values_list("supplier_reference_id", flat=True)
     )
-    rows = [row for row in rows if row.values["supplier_reference_id"] not in taken]
+    account = batch_import.account
+    facilities = set(account.facilities.values_list("pk", flat=True))
+    feedstock_types = set(account.feedstock_types.values_list("pk", flat=True))
+    # Left out: a reference in the portal by now, or a facility or feedstock type an admin
+    # removed since the check.
+    rows = [
+        row
+        for row in rows
+        if row.values["supplier_reference_id"] not in taken
+        and row.values["facility_id"] in facilities
+        and feedstock_types.issuperset(row.values["feedstock_types"])
+    ]
     created = ProductionBatch.objects.bulk_create(
         _batch(row.values, batch_import.created_by_id) for row in rows
     )

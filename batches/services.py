@@ -53,7 +53,7 @@ def _save_edit(batch: ProductionBatch, form: ProductionBatchForm) -> None:
     current = ProductionBatch.objects.select_for_update().get(pk=batch.pk)
     if current.void_reason:
         raise BatchNotEditable(batch.pk)
-    if current.sync_status == SyncStatus.SYNCED and not form.has_changed():
+    if current.sync_status == SyncStatus.SYNCED and not form.changes_batch():
         return  # nothing to correct
     columns = {field.name for field in ProductionBatch._meta.concrete_fields}
     values = [name for name in form.fields if name in columns and name != "account"]

@@ -211,7 +211,7 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
     )
     # "back" from the preview of a correction: the form again, with what the operator typed.
     if request.method == "POST" and "back" not in request.POST and form.is_valid():
-        if is_correction and form.has_changed() and "confirm_correction" not in request.POST:
+        if form.needs_confirmed_correction(request.POST):
             context = {"form": form, "batch": batch, "differences": differences(form)}
             return render(request, "batches/correction.html", context)
         try:
@@ -220,7 +220,7 @@ def batch_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, _NOT_EDITABLE)
             return redirect(batch)
         if saved:
-            messages.success(request, _saved_message(saved, is_correction, form.has_changed()))
+            messages.success(request, _saved_message(saved, is_correction, form.changes_batch()))
             return redirect(saved)
     return render(request, "batches/form.html", {"form": form, "batch": batch})
 

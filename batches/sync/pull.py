@@ -236,12 +236,13 @@ class _Mirror:
         references = {node.supplier_reference_id for node in nodes if node.supplier_reference_id}
         rows = self.account.batches.filter(
             Q(supplier_reference_id__in=references) | Q(remote_id__in=[node.id for node in nodes])
-        ).values_list("supplier_reference_id", "remote_id", "sync_status")
-        holders: dict[str, str | None] = {reference: remote_id for reference, remote_id, _ in rows}
-        held_ids = {remote_id for _, remote_id, _ in rows}
-        the_workers = {
+        ).values_list("supplier_reference_id", "remote_id", "sync_status", "replaced_remote_id")
+        holders: dict[str, str | None] = {row[0]: row[1] for row in rows}
+        held_ids = {row[1] for row in rows}
+        # A batch a correction deleted may still be listed: never adopted back.
+        the_workers = {replaced for *_, replaced in rows if replaced} | {
             remote_id or reference
-            for reference, remote_id, status in rows
+            for reference, remote_id, status, _ in rows
             if status not in (ADOPTABLE if remote_id is None else ISOMETRICS_COPY_COUNTS)
         }
         kept = []
@@ -294,7 +295,8 @@ class _Mirror:
         ids = [node.id for node in nodes]
         by_remote_id = {
             batch.remote_id: batch
-            for batch in self.account.batches.filter(
+            # Locked: an operator's edit saved meanwhile waits for the page, then corrects it.
+            for batch in self.account.batches.select_for_update().filter(
                 remote_id__in=ids, sync_status__in=ISOMETRICS_COPY_COUNTS
             )
             if batch.remote_id
@@ -306,7 +308,7 @@ class _Mirror:
         ]
         if not references:
             return by_remote_id, {}
-        unsent = ProductionBatch.objects.filter(
+        unsent = ProductionBatch.objects.select_for_update().filter(
             account=self.account,
             remote_id=None,
             supplier_reference_id__in=references,

@@ -86,7 +86,7 @@ class _Attempt:
         self.batch = batch
         self.possibly_sent = look_up_first
         self.posting = False
-        self.deleting = False
+        self.deleting = ""  # the Isometric batch being deleted, until it is gone
         self.deleted = ""  # confirmed gone from Isometric in this attempt
         self.replaced = batch.replaced_remote_id  # deleted by this correction, never adopted
 
@@ -126,10 +126,10 @@ class _Attempt:
     def _delete(self, client: Client, remote_id: str) -> None:
         """Delete Isometric's copy. Already gone counts as done: an earlier attempt's answer
         was lost, or someone deleted it in Certify."""
-        self.deleting = True
+        self.deleting = remote_id
         with contextlib.suppress(NotFound):
             client.delete_production_batch(remote_id)
-        self.deleting = False
+        self.deleting = ""
         self.deleted = self.replaced = remote_id
 
     def _create(self, client: Client) -> tuple[RemoteBatch, bool]:
@@ -173,7 +173,7 @@ class _Attempt:
         if isinstance(exc, AuthenticationFailed):  # UnreadableCredentials too
             return Paused(str(exc), self.possibly_sent, exc.status)
         if self.deleting and isinstance(exc, ValidationFailed | Conflict):
-            return Kept(str(exc), exc.status)
+            return Kept(str(exc), self.deleting, exc.status)
         if isinstance(exc, ValidationFailed):
             return Refused(str(exc), exc.field_errors, exc.status)
         retry_after = exc.retry_after if isinstance(exc, RateLimited | ServerError) else None

@@ -102,9 +102,10 @@ class Paused:
 @dataclass(frozen=True)
 class Kept:
     """Isometric refused to delete the batch (a correction's or a void's first step): it holds
-    the batch as it was, and the operator is told why."""
+    the batch as it was, under `remote_id`, and the operator is told why."""
 
     message: str
+    remote_id: str
     http_status: int | None = None
 
 
@@ -309,18 +310,24 @@ def _settle(
             return kind, outcome.message, changes
         case Voided(reason=reason):
             return AttemptOutcome.VOIDED, f"Voided: {reason}", _voided(counted)
-        case Kept(message=message):
-            changes = {**counted, "next_attempt_at": None, "possibly_sent": False}
-            if batch.void_reason:
+        case Kept(message=message, remote_id=remote_id):
+            changes = {
+                **counted,
+                "next_attempt_at": None,
+                "possibly_sent": False,
+                "remote_id": remote_id,
+                "void_reason": "",
+            }
+            if claim.batch.void_reason:
                 changes |= {
                     "sync_status": SyncStatus.SYNCED,
-                    "void_reason": "",
                     "last_error": f"Not voided: Isometric refused to delete it. {message}",
                 }
             else:
+                # A void asked for meanwhile cannot be done either: Isometric keeps the batch.
                 changes |= {
                     "sync_status": SyncStatus.REJECTED,
-                    "last_error": KEPT_MESSAGE.format(remote_id=batch.remote_id, reason=message),
+                    "last_error": KEPT_MESSAGE.format(remote_id=remote_id, reason=message),
                 }
             return AttemptOutcome.REJECTED, message, changes
         case Refused() if batch.void_reason:

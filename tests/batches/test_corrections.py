@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from batches import sync
 from batches.models import (
@@ -20,6 +21,7 @@ from batches.models import (
     ProductionBatch,
     SyncStatus,
 )
+from batches.sync.pull import _Mirror
 from isometric.emulator import Emulator
 from isometric.errors import TransportError
 from portal.models import Clients, IsometricAccount
@@ -421,3 +423,94 @@ def test_back_from_the_preview_keeps_what_the_operator_typed(
     assert 'value="14"' in response.content.decode()
     synced.refresh_from_db()
     assert (synced.mass_magnitude, synced.sync_status) == (Decimal("12.5"), SyncStatus.SYNCED)
+
+
+def test_a_void_asked_for_while_a_correction_is_refused_keeps_it_refused(
+    operator_client: Client, synced: ProductionBatch, emulator: Emulator
+) -> None:
+    old_id = synced.remote_id or ""
+    emulator.refuse_deletion(old_id, "Part of removal rmv_1")
+    correct(operator_client, synced)
+    [claim] = sync.claim_due(10)
+    clients = Clients()
+    try:
+        sent = sync.send(claim, clients)  # the delete is refused
+        operator_client.post(reverse("batches:void", args=[synced.pk]), {"reason": "Twice"})
+        sent.record()
+    finally:
+        clients.close()
+
+    synced.refresh_from_db()
+    assert (synced.sync_status, synced.remote_id, synced.void_reason) == (
+        SyncStatus.REJECTED,
+        old_id,
+        "",
+    )
+    assert synced.mass_magnitude == Decimal("14") and "rmv_1" in synced.last_error
+    assert run_worker() == []
+
+
+def test_a_refused_void_of_a_batch_found_by_its_lookup_keeps_its_id(
+    operator_client: Client,
+    account: IsometricAccount,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+    emulator: Emulator,
+) -> None:
+    batch = make_batch(
+        known_facility, [known_feedstock_type], account=account, supplier_reference_id=REFERENCE
+    )
+    emulator.configure(next_faults=["lost_response"])
+    assert run_worker() == [AttemptOutcome.RETRY]
+    [remote] = in_isometric(emulator)
+    emulator.refuse_deletion(remote["id"])
+    operator_client.post(reverse("batches:void", args=[batch.pk]), {"reason": "Twice"})
+
+    assert run_worker() == [AttemptOutcome.REJECTED]
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.remote_id) == (SyncStatus.SYNCED, remote["id"])
+
+
+def test_a_pull_never_adopts_back_the_batch_a_correction_deleted(
+    operator_client: Client, synced: ProductionBatch, emulator: Emulator, account: IsometricAccount
+) -> None:
+    old_id = synced.remote_id or ""
+    with account.client() as client:
+        listed_before = client.find_production_batch(REFERENCE)
+    assert listed_before is not None
+    # Isometric refuses the corrected batch's facility: the correction stops after the delete.
+    unknown = Facility.objects.create(account=account, isometric_id="fcl_" + "X" * 20, name="New")
+    data = correction(synced, mass_magnitude="14") | {"facility": str(unknown.pk)}
+    assert operator_client.post(reverse("batches:edit", args=[synced.pk]), data).status_code == 302
+    run_worker()
+    synced.refresh_from_db()
+    assert (synced.sync_status, synced.replaced_remote_id) == (SyncStatus.REJECTED, old_id)
+
+    # A page the pull read before the delete still lists the old batch.
+    _Mirror(account, timezone.now()).upsert([listed_before])
+
+    synced.refresh_from_db()
+    assert (synced.remote_id, synced.mass_magnitude) == (None, Decimal("14"))
+
+
+def test_saving_an_unusual_batch_unchanged_does_not_replace_it(
+    operator_client: Client,
+    account: IsometricAccount,
+    known_facility: Facility,
+    known_feedstock_type: FeedstockType,
+    emulator: Emulator,
+) -> None:
+    batch = make_batch(
+        known_facility, [known_feedstock_type], account=account, mass_magnitude="900"
+    )
+    run_worker()
+    batch.refresh_from_db()
+    data = correction(batch, mass_magnitude="900") | {"confirm_unusual": "on"}
+
+    assert operator_client.post(reverse("batches:edit", args=[batch.pk]), data).status_code == 302
+
+    synced_id = batch.remote_id
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.remote_id) == (SyncStatus.SYNCED, synced_id)
+    assert run_worker() == []

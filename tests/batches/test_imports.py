@@ -333,3 +333,29 @@ def test_a_worker_that_dies_leaves_the_import_to_another(
     BatchImport.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
 
     assert work().status == ImportStatus.CHECKED
+
+
+@pytest.mark.parametrize("chosen", ["abc", "99999999999999999999", "-1", "\x00"])
+def test_a_template_for_an_account_that_is_no_account_is_the_users_own(
+    operator_client: Client, facility: Facility, chosen: str
+) -> None:
+    response = operator_client.get(reverse("batches:import_template"), {"account": chosen})
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode("utf-8-sig")  # type: ignore[attr-defined]
+    assert "Kiln A" in text
+
+
+def test_a_row_whose_facility_is_removed_after_the_check_is_left_out(
+    operator_client: Client, facility: Facility, feedstock_type: FeedstockType
+) -> None:
+    spare = make_facility("Kiln B", account=facility.account)
+    upload(operator_client, csv_file([row(), row(Facility="Kiln B", Mass="3")]))
+    checked = work()
+    assert checked.new == 2
+    spare.delete()
+    operator_client.post(reverse("batches:import_start", args=[checked.pk]))
+
+    done = work()
+
+    assert (done.status, done.imported, done.recorded_meanwhile) == (ImportStatus.IMPORTED, 1, 1)
+    assert ProductionBatch.objects.get().facility == facility
