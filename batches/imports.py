@@ -224,11 +224,11 @@ def _progress(batch_import: BatchImport, rows: int) -> None:
 def _save(batch_import: BatchImport, rows: list[BatchImportRow]) -> None:
     """Save the rows as batches, and count them on the import, in one transaction: a worker
     that dies leaves each chunk saved and counted, or neither."""
+    references = [row.values["supplier_reference_id"] for row in rows]
     taken = set(
-        ProductionBatch.objects.filter(
-            account_id=batch_import.account_id,
-            supplier_reference_id__in=[row.values["supplier_reference_id"] for row in rows],
-        ).values_list("supplier_reference_id", flat=True)
+        ProductionBatch.objects.with_references(batch_import.account_id, references).values_list(
+            "supplier_reference_id", flat=True
+        )
     )
     account = batch_import.account
     facilities = set(account.facilities.values_list("pk", flat=True))
@@ -330,8 +330,10 @@ class RowChecker:
             if form.unusual and not self.confirm_unusual:
                 errors.setdefault(NON_FIELD_ERRORS, []).extend(form.unusual)
             return Outcome("invalid", errors)
-        existing = ProductionBatch.objects.prefetch_related("feedstock_types").get(
-            account_id=self.accounts[0].pk, supplier_reference_id=reference
+        existing = (
+            ProductionBatch.objects.with_references(self.accounts[0].pk, [reference])
+            .prefetch_related("feedstock_types")
+            .get()
         )
         if has_values(existing, form.cleaned_data):
             return Outcome("same", {})

@@ -1,6 +1,7 @@
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -99,6 +100,19 @@ class BatchKind(models.TextChoices):
     BIOCHAR = "biochar", "Biochar"
 
 
+class BatchQuerySet(models.QuerySet["ProductionBatch"]):
+    def with_references(self, account_id: int, references: Iterable[str]) -> Self:
+        """The account's batches with these supplier references, in no order. The unique
+        index's condition is said too: SQLite uses a partial index only for a query that
+        repeats it, and walks the account's batches otherwise (as it does to keep the list's
+        order, which a lookup does not need)."""
+        return (
+            self.filter(account_id=account_id, supplier_reference_id__in=list(references))
+            .exclude(supplier_reference_id="")
+            .order_by()
+        )
+
+
 class ProductionBatch(models.Model):
     """A production batch, stored here first; the row is also the sync worker's outbox entry."""
 
@@ -187,6 +201,8 @@ class ProductionBatch(models.Model):
         output_field=models.TextField(),
         db_persist=True,
     )
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         verbose_name = "production batch"

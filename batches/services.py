@@ -148,11 +148,11 @@ def earlier_submission(
     compared = (*SAME_SUBMISSION_FIELDS, "feedstock_types")
     if not reference or form.instance.account_id is None or not all(n in values for n in compared):
         return None
-    earlier = ProductionBatch.objects.filter(
-        account_id=form.instance.account_id,
-        supplier_reference_id=reference,
-        created_by_id=user.pk,
-    ).first()
+    earlier = (
+        ProductionBatch.objects.with_references(form.instance.account_id, [reference])
+        .filter(created_by_id=user.pk)
+        .first()
+    )
     if earlier is None or earlier.kind != form.instance.kind:
         return None
     return earlier if has_values(earlier, values) else None

@@ -234,9 +234,11 @@ class _Mirror:
         when another batch already has this one's id), or an earlier node of the page took.
         Those of batches with work under way are left to the worker, unreported."""
         references = {node.supplier_reference_id for node in nodes if node.supplier_reference_id}
-        rows = self.account.batches.filter(
-            Q(supplier_reference_id__in=references) | Q(remote_id__in=[node.id for node in nodes])
-        ).values_list("supplier_reference_id", "remote_id", "sync_status", "replaced_remote_id")
+        by_reference = ProductionBatch.objects.with_references(self.account.pk, references)
+        by_id = self.account.batches.filter(remote_id__in=[node.id for node in nodes])
+        columns = ("supplier_reference_id", "remote_id", "sync_status", "replaced_remote_id")
+        # Two queries, so that each uses its index (an OR of them would not on SQLite).
+        rows = list({*by_reference.values_list(*columns), *by_id.values_list(*columns)})
         holders: dict[str, str | None] = {row[0]: row[1] for row in rows}
         held_ids = {row[1] for row in rows}
         # A batch a correction deleted may still be listed: never adopted back.
@@ -308,11 +310,10 @@ class _Mirror:
         ]
         if not references:
             return by_remote_id, {}
-        unsent = ProductionBatch.objects.select_for_update().filter(
-            account=self.account,
-            remote_id=None,
-            supplier_reference_id__in=references,
-            sync_status__in=ADOPTABLE,
+        unsent = (
+            ProductionBatch.objects.with_references(self.account.pk, references)
+            .select_for_update()
+            .filter(remote_id=None, sync_status__in=ADOPTABLE)
         )
         return by_remote_id, {batch.supplier_reference_id: batch for batch in unsent}
 

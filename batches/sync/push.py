@@ -193,9 +193,9 @@ def derived_references(batch: ProductionBatch, tries: int = 10) -> list[str]:
         suffix = f"~{n}"
         candidates.append(base[: REFERENCE_MAX - len(suffix)] + suffix)
     taken = set(
-        ProductionBatch.objects.filter(
-            account_id=batch.account_id, supplier_reference_id__in=candidates
-        ).values_list("supplier_reference_id", flat=True)
+        ProductionBatch.objects.with_references(batch.account_id, candidates).values_list(
+            "supplier_reference_id", flat=True
+        )
     )
     return [reference for reference in candidates if reference not in taken]
 
