@@ -34,21 +34,26 @@ FAULTS = ["lost_response", "reset", "error_500", "error_503", "rate_limited"]
 
 
 @pytest.fixture
-def synced(
+def unsent(
     account: IsometricAccount, known_facility: Facility, known_feedstock_type: FeedstockType
 ) -> ProductionBatch:
-    """A batch the worker has sent: Isometric holds it."""
-    batch = make_batch(
+    """A batch of 12.5 t due to be sent, of a facility and feedstock type Isometric knows."""
+    return make_batch(
         known_facility,
         [known_feedstock_type],
         account=account,
         supplier_reference_id=REFERENCE,
         mass_magnitude="12.5",
     )
+
+
+@pytest.fixture
+def synced(unsent: ProductionBatch) -> ProductionBatch:
+    """A batch the worker has sent: Isometric holds it."""
     assert run_worker() == [AttemptOutcome.CREATED]
-    batch.refresh_from_db()
-    assert batch.sync_status == SyncStatus.SYNCED
-    return batch
+    unsent.refresh_from_db()
+    assert unsent.sync_status == SyncStatus.SYNCED
+    return unsent
 
 
 def run_worker(rounds: int = 1) -> list[AttemptOutcome]:
@@ -99,6 +104,18 @@ def claimed() -> Iterator[tuple[sync.Claim, Clients]]:
     finally:
         clients.close()
     ProductionBatch.objects.filter(pk=claim.batch.pk).update(next_attempt_at="2000-01-01T00:00:00Z")
+
+
+@contextmanager
+def sending() -> Iterator[sync.Sent]:
+    """The one due batch, sent to Isometric by a worker that has yet to record what came of
+    it: the block does what happens meanwhile, and records it."""
+    [claim] = sync.claim_due(10)
+    clients = Clients()
+    try:
+        yield sync.send(claim, clients)
+    finally:
+        clients.close()
 
 
 def in_isometric(emulator: Emulator) -> list[dict[str, Any]]:
@@ -257,32 +274,14 @@ def test_a_refused_delete_keeps_the_correction_and_isometric_unchanged(
 
 
 def test_an_edit_while_a_push_is_in_flight_is_sent_after_it(
-    operator_client: Client,
-    account: IsometricAccount,
-    known_facility: Facility,
-    known_feedstock_type: FeedstockType,
-    emulator: Emulator,
+    operator_client: Client, unsent: ProductionBatch, emulator: Emulator
 ) -> None:
-    batch = make_batch(
-        known_facility,
-        [known_feedstock_type],
-        account=account,
-        supplier_reference_id=REFERENCE,
-        mass_magnitude="12.5",
-    )
-    [claim] = sync.claim_due(10)
-    clients = Clients()
-    try:
-        sent = sync.send(claim, clients)  # Isometric now has 12.5 t
-        response = operator_client.post(
-            reverse("batches:edit", args=[batch.pk]), correction(batch, mass_magnitude="14")
-        )
-        assert response.status_code == 302
+    batch = unsent
+    with sending() as sent:  # Isometric now has 12.5 t
+        correct(operator_client, batch)
         batch.refresh_from_db()
         assert (batch.sync_status, batch.mass_magnitude) == (SyncStatus.SYNCING, Decimal("14"))
         assert sent.record() == AttemptOutcome.CREATED
-    finally:
-        clients.close()
     batch.refresh_from_db()
     first_id = batch.remote_id or ""
     assert batch.sync_status == SyncStatus.PENDING  # the correction follows
@@ -328,13 +327,9 @@ def test_a_void_is_exactly_once_under_each_fault(
 
 
 def test_a_batch_never_sent_is_voided_at_once(
-    operator_client: Client,
-    account: IsometricAccount,
-    known_facility: Facility,
-    known_feedstock_type: FeedstockType,
-    emulator: Emulator,
+    operator_client: Client, unsent: ProductionBatch, emulator: Emulator
 ) -> None:
-    batch = make_batch(known_facility, [known_feedstock_type], account=account)
+    batch = unsent
     operator_client.post(reverse("batches:void", args=[batch.pk]), {"reason": "Typo"})
     batch.refresh_from_db()
     assert batch.sync_status == SyncStatus.VOIDED
@@ -357,21 +352,12 @@ def test_a_refused_void_leaves_the_batch_synced_and_says_why(
 
 
 def test_a_void_while_a_push_is_in_flight_deletes_what_it_sent(
-    operator_client: Client,
-    account: IsometricAccount,
-    known_facility: Facility,
-    known_feedstock_type: FeedstockType,
-    emulator: Emulator,
+    operator_client: Client, unsent: ProductionBatch, emulator: Emulator
 ) -> None:
-    batch = make_batch(known_facility, [known_feedstock_type], account=account)
-    [claim] = sync.claim_due(10)
-    clients = Clients()
-    try:
-        sent = sync.send(claim, clients)
+    batch = unsent
+    with sending() as sent:
         operator_client.post(reverse("batches:void", args=[batch.pk]), {"reason": "Test"})
         sent.record()
-    finally:
-        clients.close()
 
     assert run_worker() == [AttemptOutcome.VOIDED]
 
@@ -431,14 +417,9 @@ def test_a_void_asked_for_while_a_correction_is_refused_keeps_it_refused(
     old_id = synced.remote_id or ""
     emulator.refuse_deletion(old_id, "Part of removal rmv_1")
     correct(operator_client, synced)
-    [claim] = sync.claim_due(10)
-    clients = Clients()
-    try:
-        sent = sync.send(claim, clients)  # the delete is refused
+    with sending() as sent:  # the delete is refused
         operator_client.post(reverse("batches:void", args=[synced.pk]), {"reason": "Twice"})
         sent.record()
-    finally:
-        clients.close()
 
     synced.refresh_from_db()
     assert (synced.sync_status, synced.remote_id, synced.void_reason) == (
@@ -451,15 +432,9 @@ def test_a_void_asked_for_while_a_correction_is_refused_keeps_it_refused(
 
 
 def test_a_refused_void_of_a_batch_found_by_its_lookup_keeps_its_id(
-    operator_client: Client,
-    account: IsometricAccount,
-    known_facility: Facility,
-    known_feedstock_type: FeedstockType,
-    emulator: Emulator,
+    operator_client: Client, unsent: ProductionBatch, emulator: Emulator
 ) -> None:
-    batch = make_batch(
-        known_facility, [known_feedstock_type], account=account, supplier_reference_id=REFERENCE
-    )
+    batch = unsent
     emulator.configure(next_faults=["lost_response"])
     assert run_worker() == [AttemptOutcome.RETRY]
     [remote] = in_isometric(emulator)
