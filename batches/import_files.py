@@ -57,12 +57,6 @@ class Row:
 
 
 @dataclass
-class Table:
-    rows: list[Row]  # blank rows left out
-    columns: list[str]  # the keys of the template columns the file has, in its order
-
-
-@dataclass
 class TableStream:
     """A file's columns, read at once, and its rows, read as they are iterated.
 
@@ -71,11 +65,6 @@ class TableStream:
 
     columns: list[str]
     rows: Iterator[Row]
-
-
-def read_table(file: UploadedFile | BinaryIO, name: str) -> Table:
-    stream = iter_table(file, name)
-    return Table(rows=list(stream.rows), columns=stream.columns)
 
 
 def iter_table(file: UploadedFile | BinaryIO, name: str) -> TableStream:
