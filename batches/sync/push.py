@@ -11,6 +11,7 @@ worker's claim. push() does both.
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -139,29 +140,34 @@ class _Attempt:
             if found is not None:
                 return found, True
             self.possibly_sent = False
-        references = [self.batch.supplier_reference_id]
-        if self.replaced:
-            references += derived_references(self.batch)
-        for reference in references:
+        body = self.batch.to_api()
+        for reference in self._references():
             self.posting = self.possibly_sent = True
             try:
-                body = replace(self.batch.to_api(), supplier_reference_id=reference)
-                return client.create_production_batch(body), False
+                posted = replace(body, supplier_reference_id=reference)
+                return client.create_production_batch(posted), False
             except Conflict:
                 self.posting = False
             found = self._find(client, reference)
-            if found is not None and (reference in references[:1] or self.batch.matches(found)):
+            own = reference == self.batch.supplier_reference_id
+            if found is not None and (own or self.batch.matches(found)):
                 return found, True
             if not self.replaced:
                 raise IsometricError(
                     "Isometric says a batch with this supplier reference exists, "
                     "but does not list one"
                 )
-            # Isometric keeps the reference of the batch this correction deleted.
         raise IsometricError(
             "Isometric keeps the supplier reference of the deleted batch, and every reference "
             "derived from it is taken: give the batch another reference"
         )
+
+    def _references(self) -> Iterator[str]:
+        """The batch's reference, then (after a correction's delete, when Isometric keeps the
+        deleted batch's reference) those derived from it, looked up only if needed."""
+        yield self.batch.supplier_reference_id
+        if self.replaced:
+            yield from derived_references(self.batch)
 
     def _find(self, client: Client, reference: str) -> RemoteBatch | None:
         found = client.find_production_batch(reference)
