@@ -357,14 +357,24 @@ def _mark_deleted(account: IsometricAccount, seen: set[str], started: datetime) 
     ).values_list("pk", "remote_id")
     gone = [pk for pk, remote_id in mirrored.iterator(chunk_size=2000) if remote_id not in seen]
     now = timezone.now()
+    marked = 0
     for chunk in batched(gone, 500):
-        ProductionBatch.objects.filter(pk__in=chunk, sync_status=SyncStatus.SYNCED).update(
-            sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
-        )
-        log_batch_changes(
-            [(pk, {"deleted_in_isometric_at": (None, now)}) for pk in chunk], Via.PULL
-        )
-    return len(gone)
+        # Those still synced by now (an operator may have saved one meanwhile), and only they
+        # get a history entry.
+        with transaction.atomic():
+            still_synced = list(
+                ProductionBatch.objects.select_for_update()
+                .filter(pk__in=chunk, sync_status=SyncStatus.SYNCED)
+                .values_list("pk", flat=True)
+            )
+            ProductionBatch.objects.filter(pk__in=still_synced).update(
+                sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
+            )
+            log_batch_changes(
+                [(pk, {"deleted_in_isometric_at": (None, now)}) for pk in still_synced], Via.PULL
+            )
+        marked += len(still_synced)
+    return marked
 
 
 def _record(account: IsometricAccount, summary: str) -> None:
