@@ -475,9 +475,6 @@ class BatchImport(models.Model):
     conflicting = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
     imported = models.PositiveIntegerField(default=0)
-    # The rows not imported, each {"row", "kind" ("invalid", "conflicting"), "values" (by
-    # column key), "errors" (by column key, "" for the row as a whole)}.
-    rejected = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)  # why the file could not be read
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -515,6 +512,28 @@ class BatchImportRow(models.Model):
 
     class Meta:
         ordering = ["batch_import", "number"]
+        indexes = [models.Index(fields=["batch_import", "number"], name="import_new_row_idx")]
+
+    def __str__(self) -> str:
+        return f"row {self.number} of {self.batch_import_id}"
+
+
+class RejectedRow(models.Model):
+    """A row an import's check refused, with why: listed on the import's page and downloaded
+    with its reasons, ready to fix. (A table, not a list on the import: a file may hold 50,000
+    of them, and its page shows a few.)"""
+
+    batch_import = models.ForeignKey(
+        BatchImport, on_delete=models.CASCADE, related_name="rejected_rows"
+    )
+    number = models.PositiveIntegerField()  # its row in the file
+    conflicting = models.BooleanField()  # its reference is a batch's with other values
+    values = models.JSONField()  # as the file had them, by column key
+    errors = models.JSONField()  # the messages by column header, "" for the row as a whole
+
+    class Meta:
+        ordering = ["batch_import", "number"]
+        indexes = [models.Index(fields=["batch_import", "number"], name="import_rejected_row_idx")]
 
     def __str__(self) -> str:
         return f"row {self.number} of {self.batch_import_id}"

@@ -368,7 +368,9 @@ def build_world(emulator: Emulator) -> World:
             account=account,
             file_name=f"{name.lower()}-season.csv",
             status=ImportStatus.CHECKED,
-            rejected=[{"row": 2, "kind": "invalid", "values": {}, "errors": {"Mass": ["x"]}}],
+        )
+        batch_import.rejected_rows.create(
+            number=2, conflicting=False, values={}, errors={"Mass": ["x"]}
         )
         for thing in (account, facility, feedstock_type, batch, batch_import):
             objects[type(thing), target] = thing
