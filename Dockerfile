@@ -14,7 +14,7 @@ COPY batches ./batches
 COPY isometric ./isometric
 RUN pip install .
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
 RUN python manage.py collectstatic --no-input \
@@ -28,6 +28,5 @@ EXPOSE 8000
 # Plain HTTP from inside the container, with a host the portal serves (see SECURE_REDIRECT_EXEMPT).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD \
     python -c "import os, urllib.request; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0]; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), timeout=4)"
-# The timeout is long enough for the longest download: an export of 1,000,000 batches to XLSX
-# streams for about four minutes (bench/import_export.py).
-CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-3} --timeout ${GUNICORN_TIMEOUT:-300} --access-logfile - --forwarded-allow-ips '*'"]
+# gunicorn reads its settings from gunicorn.conf.py (workers, timeout, trusted proxies).
+CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn portal.wsgi"]

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import crypto
+from portal import crypto, proxies
 
 
 @checks.register(checks.Tags.security)
@@ -31,4 +31,19 @@ def encryption_keys(**kwargs: Any) -> list[checks.CheckMessage]:
         crypto.fernet()
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="portal.E002")]
+    return []
+
+
+@checks.register(checks.Tags.security)
+def trusted_proxies(**kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        proxies.trusted_networks()
+    except ValueError as exc:
+        return [
+            checks.Error(
+                f"TRUSTED_PROXIES: {exc}.",
+                hint="List addresses or networks, separated by commas: 10.0.0.5,10.1.0.0/16",
+                id="portal.E003",
+            )
+        ]
     return []

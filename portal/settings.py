@@ -55,6 +55,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 MIDDLEWARE = [
+    # First: the HTTPS redirect and secure cookies must not believe a spoofed scheme.
+    "portal.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -171,6 +173,10 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 
+# The proxies in front of the portal, by address or network (10.0.0.0/8): only their
+# X-Forwarded-Proto is believed, by the portal and by gunicorn (gunicorn.conf.py). Empty: none.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -179,6 +185,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # The container's health probe speaks plain HTTP from inside; everything else goes to HTTPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Believed only from TRUSTED_PROXIES (portal/proxies.py).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
