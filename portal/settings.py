@@ -28,6 +28,10 @@ ISOMETRIC_TIMEOUT = (
 # Seconds a whole request to Isometric may take, and the largest answer read from it.
 ISOMETRIC_DEADLINE = env.float("ISOMETRIC_DEADLINE", default=20.0)
 ISOMETRIC_MAX_RESPONSE_BYTES = env.int("ISOMETRIC_MAX_RESPONSE_BYTES", default=5 * 1024 * 1024)
+# Requests a second the sync workers may send for an account, all together, unless the account
+# sets its own (0: no limit but Isometric's 429s); and the longest a request waits for its turn.
+ISOMETRIC_RATE_LIMIT = env.float("ISOMETRIC_RATE_LIMIT", default=0)
+ISOMETRIC_MAX_TURN_WAIT = env.float("ISOMETRIC_MAX_TURN_WAIT", default=10)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -224,3 +228,5 @@ SYNC_BACKOFF_CAP = env.float("SYNC_BACKOFF_CAP", default=600.0)  # seconds
 SYNC_LEASE = env.float("SYNC_LEASE", default=120.0)  # seconds
 SYNC_POLL_INTERVAL = env.float("SYNC_POLL_INTERVAL", default=0.5)  # seconds, when idle
 SYNC_PULL_INTERVAL = env.float("SYNC_PULL_INTERVAL", default=900.0)  # seconds
+# Accounts a worker pulls at once: an account whose pull is slow holds up one of them only.
+SYNC_PULL_CONCURRENCY = env.int("SYNC_PULL_CONCURRENCY", default=4)

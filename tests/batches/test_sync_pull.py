@@ -225,12 +225,12 @@ def test_a_pull_with_credentials_no_key_opens_says_so_on_the_account(
 def test_pulls_fall_due_on_schedule_or_on_request_and_are_claimed_once(
     account: IsometricAccount,
 ) -> None:
-    assert sync.pull_due_accounts() == [account]
-    assert sync.pull_due_accounts() == []
+    assert sync.claim_due_pull() == account
+    assert sync.claim_due_pull() is None
 
     sync.request_pull(IsometricAccount.objects.filter(pk=account.pk))
 
-    assert sync.pull_due_accounts() == [account]
+    assert sync.claim_due_pull() == account
 
 
 def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emulator) -> None:
@@ -238,7 +238,8 @@ def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emula
     kilns = make_account("B Kilns", emulator=emulator)
     emulator.add_production_batches(5)
 
-    sync.pull_due()
+    while sync.pull_next_due():
+        pass
 
     unreachable.refresh_from_db()
     assert unreachable.last_pull_summary.startswith("The last refresh failed")
