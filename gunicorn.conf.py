@@ -14,3 +14,25 @@ accesslog = "-"
 # X-Forwarded-Proto (and the like) believed from these proxies only, as by the portal itself
 # (portal/proxies.py). gunicorn's own default trusts 127.0.0.1.
 forwarded_allow_ips = env.str("TRUSTED_PROXIES", default="")
+
+
+def on_starting(server: object) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, counts start afresh with the server."""
+    import os
+    from pathlib import Path
+
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, a process's counts are files there: a dead one's are
+    closed (portal/metrics.py)."""
+    import os
+
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

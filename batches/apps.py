@@ -8,9 +8,12 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         from batches import history
+        from batches.metrics import PortalState
         from batches.roles import ensure_operators_group
         from batches.search import ensure_search_index
+        from portal import metrics
 
         post_migrate.connect(ensure_operators_group, sender=self)
         post_migrate.connect(ensure_search_index, sender=self)
         history.register()
+        metrics.add_state(PortalState())

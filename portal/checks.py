@@ -35,15 +35,18 @@ def encryption_keys(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 @checks.register(checks.Tags.security)
-def trusted_proxies(**kwargs: Any) -> list[checks.CheckMessage]:
-    try:
-        proxies.trusted_networks()
-    except ValueError as exc:
-        return [
-            checks.Error(
-                f"TRUSTED_PROXIES: {exc}.",
-                hint="List addresses or networks, separated by commas: 10.0.0.5,10.1.0.0/16",
-                id="portal.E003",
+def address_lists(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings that list addresses or networks hold nothing else."""
+    errors: list[checks.CheckMessage] = []
+    for name in ("TRUSTED_PROXIES", "METRICS_ALLOWED_ADDRESSES"):
+        try:
+            proxies.networks(getattr(settings, name))
+        except ValueError as exc:
+            errors.append(
+                checks.Error(
+                    f"{name}: {exc}.",
+                    hint="List addresses or networks, separated by commas: 10.0.0.5,10.1.0.0/16",
+                    id="portal.E003",
+                )
             )
-        ]
-    return []
+    return errors

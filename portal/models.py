@@ -13,7 +13,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from isometric.client import Client, Pace
 from isometric.errors import AuthenticationFailed
-from portal import crypto
+from portal import crypto, metrics
 
 SANDBOX_URL = "https://api.sandbox.isometric.com/mrv/v0"
 PRODUCTION_URL = "https://api.isometric.com/mrv/v0"
@@ -173,6 +173,7 @@ class IsometricAccount(models.Model):
             deadline=settings.ISOMETRIC_DEADLINE,
             max_response_bytes=settings.ISOMETRIC_MAX_RESPONSE_BYTES,
             pace=pace,
+            observe=metrics.observe_isometric,
         )
 
 

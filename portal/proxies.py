@@ -12,14 +12,13 @@ from django.http import HttpRequest, HttpResponse
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def trusted_networks() -> list[Network]:
-    """TRUSTED_PROXIES as networks: addresses, or networks such as 10.0.0.0/8. Raises
-    ValueError for an entry that is neither, or a network with host bits set, as gunicorn
-    does."""
-    return [ipaddress.ip_network(entry.strip()) for entry in settings.TRUSTED_PROXIES]
+def networks(entries: list[str]) -> list[Network]:
+    """Addresses, or networks such as 10.0.0.0/8, as networks. Raises ValueError for an entry
+    that is neither, or a network with host bits set, as gunicorn does."""
+    return [ipaddress.ip_network(entry.strip()) for entry in entries]
 
 
-def from_trusted_proxy(address: str, networks: list[Network]) -> bool:
+def address_in(address: str, networks: list[Network]) -> bool:
     try:
         peer = ipaddress.ip_address(address)
     except ValueError:
@@ -33,9 +32,9 @@ class TrustedProxyMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.networks = trusted_networks()
+        self.networks = networks(settings.TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not from_trusted_proxy(request.META.get("REMOTE_ADDR", ""), self.networks):
+        if not address_in(request.META.get("REMOTE_ADDR", ""), self.networks):
             request.META.pop("HTTP_X_FORWARDED_PROTO", None)
         return self.get_response(request)

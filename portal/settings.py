@@ -61,6 +61,7 @@ AUTHENTICATION_BACKENDS = [
 MIDDLEWARE = [
     # First: the HTTPS redirect and secure cookies must not believe a spoofed scheme.
     "portal.proxies.TrustedProxyMiddleware",
+    "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +181,10 @@ SECURE_CSP = {
 # The proxies in front of the portal, by address or network (10.0.0.0/8): only their
 # X-Forwarded-Proto is believed, by the portal and by gunicorn (gunicorn.conf.py). Empty: none.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Who may read /metrics (and a worker's --metrics-port): a scrape with this bearer token, or
+# from these addresses or networks. Neither set: nobody.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

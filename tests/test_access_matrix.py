@@ -82,6 +82,11 @@ MATRIX: dict[str, Row] = {
     "healthz /healthz":
         ("200    200    200    200    200    200    200",
          "405    405    405    405    405    405    405"),
+    # For Prometheus, with the metrics token or from an allowed address (neither here): no
+    # user, however privileged, reads it through a login.
+    "metrics /metrics":
+        ("403    403    403    403    403    403    403",
+         "405    405    405    405    405    405    405"),
     "login /login/":
          "200    302    302    302    302    302    302",
     "logout /logout/":

@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batches.history import Via, log_batch_changes
+from batches.metrics import SYNC_ATTEMPTS
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus, synced_state
 from isometric.errors import FieldError
 from isometric.http_errors import MAX_RETRY_AFTER
@@ -215,6 +216,7 @@ def record(
         message = _unstorable(batch, outcome, exc)
         retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
         attempt, held = _apply(claim, retry, started_at, seconds, deleted)
+    SYNC_ATTEMPTS.labels(attempt.outcome).inc()
     lost = "" if held else " (its lease had run out: the outcome was not applied)"
     log.info(
         "batch %s %s: %s [%s, %d ms] %s%s",
