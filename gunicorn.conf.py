@@ -10,7 +10,7 @@ workers = env.int("WEB_CONCURRENCY", default=3)
 # Long enough for the longest download: an export of 1,000,000 batches to XLSX streams for
 # about four minutes (bench/import_export.py).
 timeout = env.int("GUNICORN_TIMEOUT", default=300)
-accesslog = "-"
+# No access log: the portal logs each request itself (portal/metrics.py), JSON if LOG_FORMAT says.
 # X-Forwarded-Proto (and the like) believed from these proxies only, as by the portal itself
 # (portal/proxies.py). gunicorn's own default trusts 127.0.0.1.
 forwarded_allow_ips = env.str("TRUSTED_PROXIES", default="")

@@ -10,6 +10,7 @@ process's).
 """
 
 import hmac
+import logging
 import os
 import re
 import threading
@@ -35,6 +36,8 @@ from prometheus_client import (
 from prometheus_client.registry import Collector
 
 from portal import proxies
+
+log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = Histogram(
     "batch_portal_request_seconds",
@@ -95,20 +98,37 @@ def export(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-class RequestMetricsMiddleware:
-    """Times each request, labelled by the view that answered (not the path: ids would make
-    every batch a series of its own)."""
+class RequestTimingMiddleware:
+    """Times each request: a sample of REQUEST_SECONDS, labelled by the view that answered (not
+    the path: ids would make every batch a series of its own), and a log line."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.static = "/" + settings.STATIC_URL.lstrip("/")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
+        seconds = time.perf_counter() - started
         match = request.resolver_match
-        view = match.view_name if match else "unresolved"
-        REQUEST_SECONDS.labels(view, request.method, response.status_code).observe(
-            time.perf_counter() - started
+        static = request.path.startswith(self.static)
+        view = match.view_name if match else "static" if static else "unresolved"
+        REQUEST_SECONDS.labels(view, request.method, response.status_code).observe(seconds)
+        user = getattr(request, "user", None)
+        log.info(
+            "%s %s %s %.1f ms",
+            request.method,
+            request.path,
+            response.status_code,
+            seconds * 1000,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "view": view,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 1),
+                "user_id": user.pk if user is not None and user.is_authenticated else None,
+            },
         )
         return response
 

@@ -227,6 +227,15 @@ def record(
         attempt.duration_ms,
         attempt.message,
         lost,
+        extra={
+            "batch_id": batch.pk,
+            "account_id": batch.account_id,
+            "supplier_reference_id": batch.supplier_reference_id,
+            "outcome": attempt.outcome,
+            "http_status": attempt.http_status,
+            "duration_ms": attempt.duration_ms,
+            "applied": held,
+        },
     )
     return AttemptOutcome(attempt.outcome)
 
