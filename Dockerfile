@@ -29,6 +29,6 @@ USER portal
 EXPOSE 8000
 # Plain HTTP from inside the container, with a host the portal serves (see SECURE_REDIRECT_EXEMPT).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD \
-    python -c "import os, urllib.request; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0]; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), timeout=4)"
+    python -c "import os, urllib.request; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0]; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', headers={'Host': host}), timeout=4)"
 # gunicorn reads its settings from gunicorn.conf.py (workers, timeout, trusted proxies).
 CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn portal.wsgi"]
