@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import accounts_of, check_connection
 from portal.history import account_history
@@ -20,6 +22,11 @@ admin.site.site_header = admin.site.site_title = "Batch Portal admin"
 # Log entries are shown with the row they belong to, to those who may see it; auditlog's own
 # list would show every organisation's.
 admin.site.unregister(LogEntry)
+# Second factors are their owner's alone (the second factor pages): django-otp's admin would show
+# anyone's authenticator secret as a QR code. A user who lost the app and the recovery codes gets
+# a code from `manage.py addstatictoken USERNAME`.
+admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
 
 
 def _secret_input() -> forms.PasswordInput:

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Before portal, whose admin takes auditlog's log entry admin off the site.
     "auditlog",
     "portal",
@@ -70,6 +73,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # Who must give a second factor is led to it from every page (portal/second_factor.py).
+    "portal.second_factor.SecondFactorMiddleware",
     # Every change it logs names the request's user.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -131,6 +137,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# The name authenticator apps show beside the portal's codes.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Batch Portal")
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -6,9 +6,12 @@ from collections.abc import Iterator
 
 import hypothesis
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client as DjangoClient
 
 from isometric.client import Client
 from isometric.emulator import Emulator
+from tests.factories import log_in
 from tests.hostile import HostileIsometric
 
 # In CI the property tests draw the same examples on every run and both databases: a red build
@@ -48,3 +51,10 @@ def hostile() -> Iterator[HostileIsometric]:
     """A hostile Isometric in its "normal" mode; set `hostile.mode` to make it misbehave."""
     with HostileIsometric() as server:
         yield server
+
+
+@pytest.fixture
+def admin_client(admin_user: User) -> DjangoClient:
+    """pytest-django's (a client of its own), signed in with the second factor a superuser
+    gives."""
+    return log_in(DjangoClient(), admin_user)

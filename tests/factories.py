@@ -6,12 +6,16 @@ from itertools import count
 from typing import Any
 
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
 from portal.models import Environment, IsometricAccount
+from portal.second_factor import needs_second_factor
 
 _serial = count(1)
 
@@ -156,3 +160,17 @@ def make_pending_batches(
         batch_size=5000,
     )
     return batches
+
+
+def log_in(client: Client, user: User) -> Client:
+    """Sign `user` in on `client` as the whole sign-in would: with the second factor given,
+    for those who need one (superusers, credential admins)."""
+    client.force_login(user)
+    if needs_second_factor(User.objects.get(pk=user.pk)):  # its permissions as they are now
+        device, _ = TOTPDevice.objects.get_or_create(
+            user=user, name="Test app", defaults={"confirmed": True}
+        )
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return client

@@ -46,6 +46,7 @@ from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
     isometric_id,
+    log_in,
     make_account,
     make_batch,
     make_facility,
@@ -87,6 +88,17 @@ MATRIX: dict[str, Row] = {
     "metrics /metrics":
         ("403    403    403    403    403    403    403",
          "405    405    405    405    405    405    405"),
+    # The second step of signing in, for superusers and credential admins (the matrix signs
+    # them in with it given): for anyone else, back to where they were going.
+    "second_factor /second-factor/":
+        ("login  302    302    302    302    302    302",
+         "login  302    302    302    302    302    302"),
+    "second_factor_setup /second-factor/setup/":
+        ("login  302    302    302    302    200    200",
+         "login  302    302    302    302    200    200"),
+    "second_factor_recovery_codes /second-factor/recovery-codes/":
+        ("login  302    302    302    302    200    200",
+         "login  302    302    302    302    200    200"),
     "login /login/":
          "200    302    302    302    302    302    302",
     "logout /logout/":
@@ -431,7 +443,7 @@ def build_world(emulator: Emulator) -> World:
     for role, user in users.items():
         if user:
             client = Client()
-            client.force_login(user)
+            log_in(client, user)
             world.sessions[role] = client.cookies[settings.SESSION_COOKIE_NAME].value
     return world
 

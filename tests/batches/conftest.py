@@ -5,7 +5,7 @@ from django.test import Client
 from batches.models import Facility, FeedstockType
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_facility, make_feedstock_type, make_user
+from tests.factories import log_in, make_account, make_facility, make_feedstock_type, make_user
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def operator(client: Client, account: IsometricAccount) -> User:
     """An operator of `account`, logged in on `client`."""
     user = make_user("olivia", operator=True)
     account.members.add(user)
-    client.force_login(user)
+    log_in(client, user)
     return user
 
 

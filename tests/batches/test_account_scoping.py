@@ -9,6 +9,7 @@ from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
+    log_in,
     make_account,
     make_batch,
     make_facility,
@@ -56,7 +57,7 @@ def test_another_account_s_batch_is_nowhere_to_be_seen(
 
 
 def test_a_superuser_sees_every_account_s_batches(client: Client) -> None:
-    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    log_in(client, make_user("root", is_superuser=True, is_staff=True))
     make_batch(account=make_account("A"), supplier_reference_id="REF-a")
     make_batch(account=make_account("B"), supplier_reference_id="REF-b")
     listed = client.get("/batches/").content.decode()
@@ -113,7 +114,7 @@ def test_an_operator_in_no_account_cannot_record_and_is_told_why(
     client: Client, account: IsometricAccount, facility: Facility, feedstock_type: FeedstockType
 ) -> None:
     make_batch(account=account, supplier_reference_id="REF-someone-else")
-    client.force_login(make_user("nadia", operator=True))
+    log_in(client, make_user("nadia", operator=True))
 
     page = client.get("/batches/new/")
     assert page.status_code == 403 and NO_ACCOUNT in page.content.decode()
@@ -136,7 +137,7 @@ def staff_of_a(client: Client, account: IsometricAccount) -> User:
         )
     )
     account.members.add(user)
-    client.force_login(user)
+    log_in(client, user)
     return user
 
 

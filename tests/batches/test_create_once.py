@@ -16,6 +16,7 @@ from batches.models import Facility, FeedstockType, ProductionBatch
 from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
+    log_in,
     make_account,
     make_batch,
     make_facility,
@@ -170,7 +171,7 @@ def test_another_user_posting_the_same_reference_is_refused(
     client.post(reverse("batches:create"), data)
     colleague = make_user("oscar", operator=True)
     account.members.add(colleague)
-    client.force_login(colleague)
+    log_in(client, colleague)
     response = client.post(reverse("batches:create"), data)
     assert response.status_code == 200
     assert TAKEN_AT_FIELD in response.content.decode()

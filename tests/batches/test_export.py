@@ -22,7 +22,14 @@ from batches import exports, import_files, spreadsheet
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.spreadsheet import EXPORT_COLUMNS
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_batch, make_facility, make_feedstock_type, make_user
+from tests.factories import (
+    log_in,
+    make_account,
+    make_batch,
+    make_facility,
+    make_feedstock_type,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -406,14 +413,14 @@ def test_only_the_user_s_accounts_batches_are_exported(
 
 
 def test_a_user_in_no_account_gets_the_header_only(client: Client, synced: ProductionBatch) -> None:
-    client.force_login(make_user("ozzy", operator=True))
+    log_in(client, make_user("ozzy", operator=True))
     assert exported(client, "csv") == [HEADER]
 
 
 def test_a_superuser_exports_every_account_s_batches(
     client: Client, synced: ProductionBatch, other_account: IsometricAccount
 ) -> None:
-    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    log_in(client, make_user("root", is_superuser=True, is_staff=True))
     assert references(client, "xlsx") == ["BROCKWELL-0001", "KILN-A-0001"]
 
 

@@ -29,6 +29,7 @@ from portal.history import Change
 from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
+    log_in,
     make_batch,
     make_facility,
     make_feedstock_type,
@@ -109,7 +110,7 @@ def test_the_admin_logs_its_changes_as_the_staff_member_s(
         *Permission.objects.filter(content_type__app_label="batches", codename__endswith="batch")
     )
     account.members.add(staff)
-    client.force_login(staff)
+    log_in(client, staff)
     batch = make_batch(facility, [feedstock_type], supplier_reference_id="KILN-A-0001")
     data = batch_form_data(facility, feedstock_type, account=account.pk, mass_unit="kg")
 

@@ -28,7 +28,7 @@ from batches.worker import Worker
 from isometric.emulator import Emulator
 from isometric.http_errors import MAX_RETRY_AFTER
 from portal.models import Clients, ConnectionStatus, IsometricAccount
-from tests.factories import make_account, make_batch, make_user
+from tests.factories import log_in, make_account, make_batch, make_user
 from tests.hostile import (
     BAD_NODE_MODES,
     FACILITY_ID,
@@ -531,7 +531,7 @@ def test_a_pull_writes_only_its_own_accounts_rows(
 def member(client: DjangoClient, hostile_account: IsometricAccount) -> Iterator[DjangoClient]:
     user: User = make_user("hostile-operator", operator=True)
     hostile_account.members.add(user)
-    client.force_login(user)
+    log_in(client, user)
     yield client
 
 

@@ -14,7 +14,7 @@ from isometric.client import Client as IsometricClient
 from isometric.emulator import Emulator
 from isometric.models import Mass, NewProductionBatch
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_user
+from tests.factories import log_in, make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -250,7 +250,7 @@ def test_an_unknown_page_size_is_refused_at_its_field_and_the_default_used(
 
 
 def test_without_an_account_the_page_says_so(client: Client) -> None:
-    client.force_login(make_user("nadia", operator=True))
+    log_in(client, make_user("nadia", operator=True))
 
     page = client.get(URL).content.decode()
 
@@ -262,7 +262,7 @@ def test_a_member_without_the_batch_permission_is_refused_before_isometric_is_as
 ) -> None:
     stranger = make_user("sam")
     account.members.add(stranger)
-    client.force_login(stranger)
+    log_in(client, stranger)
     emulator.reset()
 
     response = client.get(URL)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus
 from portal.models import ConnectionStatus, IsometricAccount
-from tests.factories import batch_form_data, make_account, make_batch, make_user
+from tests.factories import batch_form_data, log_in, make_account, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -247,7 +247,7 @@ def test_an_operator_sees_when_sending_is_paused_for_their_account(
 
 
 def test_a_batch_changed_in_the_admin_is_due_to_be_sent_again(client: Client) -> None:
-    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    log_in(client, make_user("root", is_superuser=True, is_staff=True))
     batch = make_batch(
         account=make_account("A"), sync_status=SyncStatus.REJECTED, next_attempt_at=None
     )

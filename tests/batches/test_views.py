@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
-from tests.factories import batch_form_data, make_batch, make_user
+from tests.factories import batch_form_data, log_in, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_anonymous_is_sent_to_login_from_a_batch(client: Client, view: str) -> N
 
 @pytest.mark.parametrize("view", ["list", "create", "detail", "edit"])
 def test_user_who_is_not_an_operator_is_refused(client: Client, view: str) -> None:
-    client.force_login(make_user())
+    log_in(client, make_user())
     args = [make_batch().pk] if view in ("detail", "edit") else []
     assert client.get(reverse(f"batches:{view}", args=args)).status_code == 403
 

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, sync_playwright
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from batches.models import Facility, FeedstockType
@@ -142,9 +144,28 @@ def worker(account: IsometricAccount, live_server: LiveServer) -> Iterator[None]
     assert process.returncode == 0, output
 
 
-def log_in(tab: Page, username: str) -> None:
+def log_in(tab: Page, username: str, first_time: bool = False) -> None:
+    """The password step; with `first_time`, the second factor's setup after it, as a
+    superuser or credential admin goes through it: the app's code, the recovery codes."""
     tab.goto("/login/")
     tab.get_by_label("Username").fill(username)
     tab.get_by_label("Password").fill(PASSWORD)
     tab.get_by_role("button", name="Log in").click()
-    tab.wait_for_url("**/")
+    tab.wait_for_url(lambda url: "/login/" not in url)  # home, or the second factor's step
+    if first_time:
+        expect(tab.get_by_role("heading", name="Set up your second factor")).to_be_visible()
+        expect(tab.get_by_role("img", name="QR code")).to_be_visible()
+        user = User.objects.get(username=username)
+        tab.get_by_label("Code").fill(app_code(user, confirmed=False))
+        tab.get_by_role("button", name="Confirm").click()
+        expect(tab.locator(".recovery-codes li")).to_have_count(10)
+        tab.get_by_role("link", name="I have kept them: continue").click()
+
+
+def app_code(user: User, confirmed: bool = True) -> str:
+    """What the user's authenticator app shows now (a step on, so that it is never the code
+    just used)."""
+    device = TOTPDevice.objects.get(user=user, confirmed=confirmed)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time += device.step if confirmed else 0
+    return f"{totp.token():06d}"

@@ -1,12 +1,14 @@
-"""An admin stores an account's credentials and never sees them again, on any page."""
+"""An admin sets up their second factor, stores an account's credentials and never sees them
+again, on any page; then signs in again with a code from the app."""
 
 from collections.abc import Callable
 
+from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from isometric.emulator import Emulator
 from portal.models import ConnectionStatus, IsometricAccount
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import app_code, log_in
 from tests.factories import make_user
 
 Shoot = Callable[[Page, str], None]
@@ -17,7 +19,7 @@ def test_stored_credentials_are_never_shown_again(
 ) -> None:
     make_user("ada", is_superuser=True, is_staff=True)
     secret, token = emulator.client_secret, emulator.access_token
-    log_in(page, "ada")
+    log_in(page, "ada", first_time=True)
     page.goto("/admin/portal/isometricaccount/add/")
     page.get_by_label("Name").fill("Kilns Ltd")
     page.get_by_label("Environment").select_option("custom")
@@ -54,3 +56,11 @@ def test_stored_credentials_are_never_shown_again(
     page.goto(f"/admin/portal/isometricaccount/{account.pk}/change/")
     expect(page.get_by_text("••••" + token[-4:])).to_be_visible()
     shoot(page, "admin-account")
+
+    page.get_by_role("button", name="Log out").first.click()
+    log_in(page, "ada")
+    expect(page.get_by_role("heading", name="Your code, please")).to_be_visible()
+    page.get_by_label("Code").fill(app_code(User.objects.get(username="ada")))
+    page.get_by_role("button", name="Continue").click()
+    page.goto("/admin/portal/isometricaccount/")
+    expect(page.get_by_role("link", name="Kilns Ltd")).to_be_visible()

@@ -17,7 +17,7 @@ from isometric.emulator import Emulator
 from portal.accounts import CREDENTIAL_ADMINS
 from portal.admin import IsometricAccountForm
 from portal.models import ConnectionStatus, IsometricAccount
-from tests.factories import make_account, make_batch, make_user
+from tests.factories import log_in, make_account, make_batch, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def change_url(account: IsometricAccount) -> str:
 
 @pytest.fixture
 def admin_client(client: Client) -> Client:
-    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    log_in(client, make_user("root", is_superuser=True, is_staff=True))
     return client
 
 
@@ -117,12 +117,14 @@ def test_only_superusers_and_credential_admins_may_see_accounts(client: Client) 
     account = make_account()
     staff = make_user("staffer", is_staff=True)
     account.members.add(staff)
-    client.force_login(staff)
+    log_in(client, staff)
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(change_url(account)).status_code == 403
     assert "Isometric accounts" not in client.get("/admin/").content.decode()
 
     staff.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    assert client.get(CHANGELIST)["Location"].startswith("/second-factor/")  # a second step now
+    log_in(client, staff)
     assert client.get(CHANGELIST).status_code == 200
     assert client.get(change_url(account)).status_code == 200
 
@@ -132,7 +134,7 @@ def test_a_credential_admin_manages_only_the_accounts_they_are_in(client: Client
     admin = make_user("cora", is_staff=True)
     admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
     mine.members.add(admin)
-    client.force_login(admin)
+    log_in(client, admin)
 
     listed = client.get(CHANGELIST).content.decode()
     assert "Mine" in listed and "Theirs" not in listed
@@ -150,7 +152,7 @@ def test_a_credential_admin_adds_members_from_their_organisations_or_none(
     mine.members.add(admin, make_user("colleague"))
     theirs.members.add(make_user("outsider"))
     make_user("newcomer")
-    client.force_login(admin)
+    log_in(client, admin)
 
     page = client.get(change_url(mine)).content.decode()
     assert "colleague" in page and "newcomer" in page and "outsider" not in page
@@ -162,7 +164,7 @@ def test_a_credential_admin_adds_members_from_their_organisations_or_none(
 
 def test_operators_cannot_reach_the_accounts(client: Client) -> None:
     account = make_account()
-    client.force_login(make_user("ops", operator=True))
+    log_in(client, make_user("ops", operator=True))
     assert client.get(change_url(account)).status_code == 302  # to the admin login
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 
 from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_user
+from tests.factories import log_in, make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ NEW_SECRET = "another-secret-never-logged-Zq3v"
 def credential_admin(client: Client) -> User:
     user = make_user("carl", is_staff=True)
     user.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
-    client.force_login(user)
+    log_in(client, user)
     return user
 
 
@@ -112,5 +112,5 @@ def test_another_organisation_s_history_is_not_to_be_seen(
     assert response.status_code == 302  # the admin's "does not exist"
     # Nor in a list of every log entry: the admin has none.
     superuser = make_user("root", is_staff=True, is_superuser=True)
-    client.force_login(superuser)
+    log_in(client, superuser)
     assert client.get("/admin/auditlog/logentry/").status_code == 404

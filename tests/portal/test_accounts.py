@@ -17,7 +17,7 @@ from isometric.emulator.credentials import make_access_token
 from portal import crypto
 from portal.accounts import check_connection
 from portal.models import ConnectionStatus, IsometricAccount, token_expiry
-from tests.factories import make_account, make_user
+from tests.factories import log_in, make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -134,12 +134,12 @@ def test_admins_see_a_banner_for_a_token_near_expiry(client: Client) -> None:
     operator = make_user("ops", operator=True)
     admin = make_user("boss", is_superuser=True, is_staff=True)
 
-    client.force_login(admin)
+    log_in(client, admin)
     for url in ["/", "/batches/", "/admin/"]:
         html = client.get(url).content.decode()
         assert "Isometric account “Char Co”: its access token expires on" in html, url
         assert "Far Co”" not in html
-    client.force_login(operator)
+    log_in(client, operator)
     assert "Char Co" not in client.get("/").content.decode()
 
 
@@ -148,7 +148,7 @@ def test_admins_see_a_banner_for_refused_credentials(client: Client) -> None:
     IsometricAccount.objects.filter(pk=account.pk).update(
         connection_status=ConnectionStatus.REJECTED
     )
-    client.force_login(make_user("boss", is_superuser=True, is_staff=True))
+    log_in(client, make_user("boss", is_superuser=True, is_staff=True))
     html = client.get("/").content.decode()
     assert "Isometric account “Char Co”: Isometric refused its credentials." in html
 

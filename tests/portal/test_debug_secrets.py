@@ -13,7 +13,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_user
+from tests.factories import log_in, make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +79,7 @@ def account(emulator: Emulator, *members: Any, access_token: str = TOKEN) -> Iso
 def test_in_isometric_page(client: Client, emulator: Emulator, isometric_breaks: None) -> None:
     operator = make_user(operator=True)
     account(emulator, operator)
-    client.force_login(operator)
+    log_in(client, operator)
     page = error_page(client, "get", "/batches/isometric/")
     assert "RuntimeError" in page and "the connection pool broke" in page
     assert "urllib3" in page and "isometric/client.py" in page  # the frames are all there
@@ -92,14 +92,14 @@ def test_in_isometric_page_with_a_token_http_cannot_send(
     operator = make_user(operator=True)
     # Pasted with an ellipsis: not latin-1, as HTTP headers must be.
     account(emulator, operator, access_token=f"{TOKEN}…")
-    client.force_login(operator)
+    log_in(client, operator)
     page = error_page(client, "get", "/batches/isometric/")
     assert "UnicodeEncodeError" in page
     assert_no_secret(page, SECRET, TOKEN)
 
 
 def test_admin_test_connection(client: Client, emulator: Emulator, isometric_breaks: None) -> None:
-    client.force_login(make_user(is_superuser=True, is_staff=True))
+    log_in(client, make_user(is_superuser=True, is_staff=True))
     chosen = account(emulator)
     page = error_page(
         client,
@@ -128,7 +128,7 @@ def test_admin_add_form_when_encrypting_fails(
         raise RuntimeError("encryption broke")
 
     monkeypatch.setattr("portal.crypto.encrypt", fail)
-    client.force_login(make_user(is_superuser=True, is_staff=True))
+    log_in(client, make_user(is_superuser=True, is_staff=True))
     page = error_page(client, "post", ADD, NEW_ACCOUNT)
     assert "RuntimeError" in page and "encryption broke" in page
     for field in ("client_secret", "access_token"):  # in request.POST, hidden
@@ -138,7 +138,7 @@ def test_admin_add_form_when_encrypting_fails(
 
 def test_admin_add_form_with_a_bad_encryption_key(client: Client, settings: Settings) -> None:
     settings.ENCRYPTION_KEYS = ["not a Fernet key"]
-    client.force_login(make_user(is_superuser=True, is_staff=True))
+    log_in(client, make_user(is_superuser=True, is_staff=True))
     page = error_page(client, "post", ADD, NEW_ACCOUNT)
     assert "ImproperlyConfigured" in page and "portal/crypto.py" in page
     assert_no_secret(page, SECRET, TOKEN)

@@ -9,6 +9,7 @@ from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 
+from tests import factories
 from tests.factories import make_user
 from tests.portal.test_site import run_django
 
@@ -107,7 +108,7 @@ def test_a_superuser_unlocks_a_user_by_deleting_the_attempt_in_the_admin(client:
     fail(client, "olivia", 5)
     [attempt] = AccessAttempt.objects.filter(username="olivia")
     admin = Client()
-    admin.force_login(make_user("root", is_superuser=True, is_staff=True))
+    factories.log_in(admin, make_user("root", is_superuser=True, is_staff=True))
     changelist = admin.get("/admin/axes/accessattempt/").content.decode()
     assert "olivia" in changelist
     deleted = admin.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_account, make_user
+from tests.factories import log_in, make_account, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,14 +167,14 @@ def test_login_with_good_and_bad_password(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_logout_is_a_post(client: Client) -> None:
-    client.force_login(make_user())
+    log_in(client, make_user())
     assert client.post(reverse("logout"))["Location"] == reverse("login")
     assert client.get(reverse("dashboard")).status_code == 302
 
 
 @pytest.mark.django_db
 def test_user_without_a_role_is_told_how_to_get_access(client: Client) -> None:
-    client.force_login(make_user())
+    log_in(client, make_user())
     html = client.get(reverse("dashboard")).content.decode()
     assert "Ask an admin to add you to the Operators group" in html
     assert reverse("batches:list") not in html
@@ -204,7 +204,7 @@ def test_ensure_admin_creates_one_admin_once() -> None:
 
 @pytest.mark.django_db
 def test_a_user_in_no_account_is_not_offered_to_record_a_batch(client: Client) -> None:
-    client.force_login(make_user("nadia", operator=True))
+    log_in(client, make_user("nadia", operator=True))
 
     home = client.get(reverse("dashboard")).content.decode()
 
@@ -215,6 +215,6 @@ def test_a_user_in_no_account_is_not_offered_to_record_a_batch(client: Client) -
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/admin/r/nope/1/", "/admin/r/99999999999999999999/1/"])
 def test_view_on_site_of_no_content_type_is_404(client: Client, path: str) -> None:
-    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    log_in(client, make_user("root", is_superuser=True, is_staff=True))
 
     assert client.get(path).status_code == 404
