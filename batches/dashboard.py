@@ -77,6 +77,10 @@ class Periods:
         )
 
     @property
+    def since(self) -> dict[str, datetime]:
+        return {"week": self.week, "month": self.month, "year": self.year}
+
+    @property
     def bounds(self) -> list[datetime]:
         """Every moment a figure starts or ends at, in order: between two of them, each batch
         counts towards the same figures."""
@@ -146,22 +150,22 @@ def production(account_ids: Sequence[int], now: datetime) -> Production:
         for n, (start, end) in enumerate(itertools.pairwise(bounds))
     ]
     weekly: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO] * WEEKS_CHARTED)
-    since: dict[int, dict[datetime, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    since: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     for row in parts[0].union(*parts[1:], all=True).order_by():
         start, facility, amount = bounds[row["stretch"]], row["facility"], row["tonnes"]
         week = bisect.bisect_right(periods.weeks, start) - 1
         if 0 <= week < WEEKS_CHARTED:
             weekly[facility][week] += amount
-        for period in (periods.week, periods.month, periods.year):
-            if start >= period:
+        for period, first in periods.since.items():
+            if start >= first:
                 since[facility][period] += amount
     names = _names(facilities, several=len(account_ids) > 1)
     produced = [
         FacilityProduction(
             name=names[pk],
-            week=since[pk][periods.week],
-            month=since[pk][periods.month],
-            year=since[pk][periods.year],
+            week=since[pk]["week"],
+            month=since[pk]["month"],
+            year=since[pk]["year"],
             weekly=weekly[pk],
         )
         for pk in weekly.keys() | since.keys()
@@ -180,7 +184,7 @@ def _names(facilities: QuerySet[Facility], several: bool) -> dict[int, str]:
 
 # The chart's drawing, in SVG user units (the page scales it to the width it has): the plot's
 # box, and the axis' labels at its left and below.
-CHART_WIDTH, CHART_HEIGHT = 720, 250
+CHART_WIDTH, CHART_HEIGHT = 720, 262
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 64, 712, 12, 220
 BAR_SHARE = 0.7  # of a week's width; the rest is the gap between bars
 # The Okabe-Ito palette (static/css/portal.css, .series-1 to .series-8): seven facilities in
@@ -246,21 +250,21 @@ def chart(production: Production) -> Chart:
     """The charted weeks as stacked bars, the facility with most tonnes at the bottom."""
     series = _series(production.facilities)
     starts = production.periods.weeks[:-1]
-    tonnes = [[each.weekly[n] for each in series] for n in range(len(starts))]
-    totals = [sum(week, ZERO) for week in tonnes]
+    amounts = [[each.weekly[n] for each in series] for n in range(len(starts))]
+    totals = [sum(week, ZERO) for week in amounts]
     axis_top, step = _scale(float(max(totals)))
     slot = (PLOT_RIGHT - PLOT_LEFT) / len(starts)
     scale = (PLOT_BOTTOM - PLOT_TOP) / axis_top
     weeks = []
     for n, start in enumerate(starts):
         segments, base = [], float(PLOT_BOTTOM)
-        for each, amount in zip(series, tonnes[n], strict=True):
+        for each, amount in zip(series, amounts[n], strict=True):
             if amount > 0:
                 height = float(amount) * scale
                 base -= height
                 segments.append(Segment(_r(base), _r(height), each.colour))
         x = PLOT_LEFT + n * slot + slot * (1 - BAR_SHARE) / 2
-        weeks.append(Week(start, _r(x), tonnes[n], totals[n], segments))
+        weeks.append(Week(start, _r(x), amounts[n], totals[n], segments))
     ticks = [
         Tick(_r(PLOT_BOTTOM - n * step * scale), round(n * step, 10))
         for n in range(round(axis_top / step) + 1)
@@ -286,13 +290,13 @@ def _series(facilities: list[FacilityProduction]) -> list[Series]:
 
 
 def _scale(peak: float) -> tuple[float, float]:
-    """The axis' top and the step between its ticks: 1, 2 or 5 times a power of ten, so that
-    four or five steps reach the peak."""
+    """The axis' top and the step between its ticks: 1, 2, 2.5 or 5 times a power of ten, so
+    that two to four steps reach the peak or just above it."""
     if peak <= 0:
         return 1.0, 1.0
     least = peak / 4
     power = 10 ** math.floor(math.log10(least))
-    step = next(size * power for size in (1, 2, 5, 10) if size * power >= least)
+    step = next(size * power for size in (1, 2, 2.5, 5, 10) if size * power >= least)
     return step * math.ceil(peak / step), step
 
 
@@ -333,8 +337,6 @@ def needing_attention(
             "supplier_reference_id",
             "display_name",
             "started_at",
-            "mass_magnitude",
-            "mass_unit",
             "sync_status",
             "last_error",
         )
