@@ -74,6 +74,26 @@ def test_the_dashboard_charts_the_weeks_and_retries_failed_batches(
     shoot(page, "dashboard-retried")
 
 
+def test_the_dashboard_fits_a_phone_whatever_the_names(
+    page: Page, operator: User, account: IsometricAccount, shoot: Shoot
+) -> None:
+    kiln = make_facility("Kiln" + "X" * 96, account)
+    make_batch(
+        kiln,
+        started_at=timezone.now() - timedelta(hours=1),
+        supplier_reference_id="R" * 100,
+        sync_status=SyncStatus.FAILED,
+        last_error="E" * 300,
+    )
+    page.set_viewport_size({"width": 390, "height": 800})
+    log_in(page, "olivia")
+
+    expect(page.get_by_role("img", name="Tonnes produced per week by facility")).to_be_visible()
+    page.get_by_text("The chart's figures as a table").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(page, "dashboard-long-names")
+
+
 def test_an_empty_dashboard(
     page: Page, operator: User, account: IsometricAccount, shoot: Shoot
 ) -> None:
