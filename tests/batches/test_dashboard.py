@@ -516,3 +516,14 @@ def test_retrying_needs_the_permission_the_retry_button_needs(
 
 def test_retrying_takes_a_post(client: Client, operator: User) -> None:
     assert client.get("/batches/retry/").status_code == 405
+
+
+def test_retrying_needs_the_form_s_csrf_token(operator: User, facility: Facility) -> None:
+    failed = make_batch(facility, sync_status=SyncStatus.FAILED)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+
+    assert retry(browser, failed.pk).status_code == 403
+
+    failed.refresh_from_db()
+    assert failed.sync_status == SyncStatus.FAILED
