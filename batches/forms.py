@@ -588,6 +588,26 @@ class BatchStatusesForm(forms.Form):
         return sorted({int(pk) for pk in ids})
 
 
+class BulkRetryForm(forms.Form):
+    """Failed batches to send again, chosen among the user's: any other id refuses the whole
+    form. A chosen batch that is no longer failed is left as it is (see retry_batch)."""
+
+    batches = AccountRowsChoiceField(
+        queryset=ProductionBatch.objects.none(),
+        error_messages={
+            "required": "Choose the batches to retry.",
+            "invalid_choice": "Batch %(value)s is not one of your accounts' batches.",
+            "invalid_pk_value": "“%(pk)s” is not a batch.",
+        },
+    )
+
+    def __init__(self, data: Any, batches: QuerySet[ProductionBatch]) -> None:
+        super().__init__(data)
+        field = self.fields["batches"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = batches
+
+
 def _cursor(token: str) -> Cursor | None:
     if not token:
         return None

@@ -215,6 +215,13 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+            # The home page's figures, each read from its index alone, never the table: the
+            # counts by status (and the batches in one), the tonnes by facility and week.
+            models.Index(fields=["account", "sync_status"], name="batch_account_status_idx"),
+            models.Index(
+                fields=["facility", "started_at", "sync_status", "mass_unit", "mass_magnitude"],
+                name="batch_production_idx",
+            ),
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],

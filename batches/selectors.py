@@ -194,23 +194,31 @@ def in_chunks(batches: QuerySet[ProductionBatch], size: int) -> Iterator[Product
 
 
 def attention_counts(batches: QuerySet[ProductionBatch]) -> dict[str, int]:
-    """How many batches wait in each unsettled state, counted up to COUNT_CAP.
+    """How many batches wait in each unsettled state, counted up to COUNT_CAP."""
+    return status_counts(batches, NEEDS_ATTENTION, COUNT_CAP)
+
+
+def status_counts(
+    batches: QuerySet[ProductionBatch], statuses: Iterable[SyncStatus], cap: int
+) -> dict[str, int]:
+    """How many of `batches` are in each of `statuses`, each counted up to `cap`.
 
     The cap bounds the work to a slice of the status index, however large a backlog grows. The
-    capped counts go to the database as one statement: four round trips cost more than the
+    capped counts go to the database as one statement: a round trip each costs more than the
     counting.
     """
+    statuses = list(statuses)
     ids = batches.order_by().values("pk")
     columns: list[str] = []
     params: list[Any] = []
-    for status in NEEDS_ATTENTION:
-        sql, status_params = ids.filter(sync_status=status)[:COUNT_CAP].query.sql_with_params()
+    for status in statuses:
+        sql, status_params = ids.filter(sync_status=status)[:cap].query.sql_with_params()
         columns.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
         params.extend(status_params)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(columns)}", params)
         counts = cursor.fetchone()
-    return {status.value: count for status, count in zip(NEEDS_ATTENTION, counts, strict=True)}
+    return {status.value: count for status, count in zip(statuses, counts, strict=True)}
 
 
 def last_pulled_at(accounts: list[IsometricAccount]) -> datetime | None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from batches import import_views, views
+from batches import dashboard_views, import_views, views
 
 app_name = "batches"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/void/", views.batch_void, name="void"),
     path("<int:pk>/retry/", views.batch_retry, name="retry"),
     path("refresh/", views.refresh_from_isometric, name="refresh"),
+    path("retry/", dashboard_views.batch_retry_many, name="retry_many"),
     path("import/", import_views.import_upload, name="imports"),
     path("import/template/", import_views.import_template, name="import_template"),
     path("import/<int:pk>/", import_views.import_detail, name="import"),

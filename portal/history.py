@@ -64,6 +64,8 @@ class Change:
     action: str  # "Created", "Changed", "Deleted"
     fields: list[FieldChange]
     via: str = ""  # what it came through, where that was recorded
+    object_pk: str = ""  # the changed row's, and its name as it was then
+    object_repr: str = ""
     kind: ClassVar[str] = "change"
 
     @property
@@ -109,9 +111,11 @@ def changes(
     via_labels: Mapping[str, str] | None = None,
 ) -> list[Change]:
     """Entries of one model's rows, newest first, as changes: consecutive entries of one
-    operation as one. The rows they name are looked up in a query per model named."""
+    operation on one row as one. The rows they name are looked up in a query per model named."""
     names = _related_names(model, entries)
-    operations = groupby(entries, key=lambda entry: entry.cid or f"entry {entry.pk}")
+    operations = groupby(
+        entries, key=lambda entry: (entry.object_pk, entry.cid or f"entry {entry.pk}")
+    )
     return [_change(model, list(group), names, via_labels or {}) for _, group in operations]
 
 
@@ -150,6 +154,8 @@ def _change(
             if action != ACTIONS[CREATE] or fields[name].new not in ("", NONE)
         ],
         via=via_labels.get(via, via),
+        object_pk=newest.object_pk,
+        object_repr=newest.object_repr,
     )
 
 

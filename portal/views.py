@@ -1,13 +1,8 @@
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-
-
-def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/dashboard.html")
 
 
 @login_not_required

@@ -79,7 +79,8 @@ Row = str | tuple[str, str]
 MATRIX: dict[str, Row] = {
     #     anon   op_A   op_B   op_0   staff  cred   super
     "dashboard /":
-         "login  200    200    200    200    200    200",
+        ("login  200    200    200    200    200    200",
+         "login  405    405    405    405    405    405"),
     "healthz /healthz":
         ("200    200    200    200    200    200    200",
          "405    405    405    405    405    405    405"),
@@ -146,6 +147,14 @@ MATRIX: dict[str, Row] = {
     "batches:retry /batches/<int:pk>/retry/ [B]":
         ("login  405    405    405    405    403    405",
          "login  404    302    404    404    403    302"),
+    # POST: A's (B's) failed batch chosen on the home page; another account's is refused with
+    # the page and its error.
+    "batches:retry_many /batches/retry/ [A]":
+        ("login  405    405    405    405    403    405",
+         "login  302    200    200    302    403    302"),
+    "batches:retry_many /batches/retry/ [B]":
+        ("login  405    405    405    405    403    405",
+         "login  200    302    200    200    403    302"),
     "batches:refresh /batches/refresh/":
         ("login  405    405    405    405    403    405",
          "login  302    302    302    302    403    302"),
@@ -589,6 +598,8 @@ def post_data(entry: str, world: World) -> dict[str, Any]:
             display_name="Changed",
             account=account.pk,
         )
+    if name == "batches:retry_many":
+        return {"batches": [batch.pk]}
     if name == "batches:void":
         return {"reason": "Recorded twice"}
     if name == "batches:imports":

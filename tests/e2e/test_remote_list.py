@@ -34,7 +34,7 @@ def test_page_forward_and_back_in_each_size_with_back_button_and_reload(
     page: Page, operator: User, remote_batches: list[str], shoot: Shoot
 ) -> None:
     log_in(page, "olivia")
-    page.get_by_role("link", name="In Isometric").click()
+    page.get_by_role("link", name="In Isometric", exact=True).click()
     expect(page.locator(".summary")).to_have_text(f"{TOTAL} batches in Isometric.")
     shoot(page, "in-isometric")
 
