@@ -163,10 +163,12 @@ def main() -> None:
 
     from batches.models import Facility, ProductionBatch
     from batches.selectors import Cursor
+    from tests.factories import log_in
 
     client = Client(headers={"host": "localhost"})
-    # Not login(): login throttling needs the request a test client's login does not pass.
-    client.force_login(User.objects.get(username="bench"))
+    # Not login(): login throttling needs the request a test client's login does not pass. A
+    # superuser, so with the second factor given.
+    log_in(client, User.objects.get(username="bench"))
     deep_row = ProductionBatch.objects.order_by("started_at", "pk")[args.rows // 10]
     deep_cursor = Cursor.of(deep_row).encode()
     admin_deep_page = (args.rows * 9 // 10) // 100
