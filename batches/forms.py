@@ -25,7 +25,7 @@ from batches.models import (
     SyncStatus,
 )
 from batches.remote import PAGE_SIZES, PageRequest
-from batches.selectors import Cursor, InvalidCursor
+from batches.selectors import DEFAULT_SORT, SORTS, Cursor, InvalidCursor, Sort
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
@@ -474,7 +474,11 @@ class BatchFilterForm(forms.Form):
     started_to = forms.DateField(
         label="Started until", required=False, widget=DateInput, validators=DATE_BOUNDS
     )
-    # Where the page starts: not shown, carried by the pager's links.
+    # The order, chosen by the column headers' links; then where the page starts, carried by
+    # the pager's links. None is shown.
+    sort = forms.ChoiceField(
+        choices=[(sort, sort) for sort in SORTS], required=False, widget=forms.HiddenInput
+    )
     after = forms.CharField(required=False, widget=forms.HiddenInput)
     before = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -487,10 +491,25 @@ class BatchFilterForm(forms.Form):
         feedstock_type.queryset = FeedstockType.objects.filter(account__in=accounts)
 
     def clean_after(self) -> Cursor | None:
-        return _cursor(self.cleaned_data["after"])
+        return self._cursor(self.cleaned_data["after"])
 
     def clean_before(self) -> Cursor | None:
-        return _cursor(self.cleaned_data["before"])
+        return self._cursor(self.cleaned_data["before"])
+
+    def _cursor(self, token: str) -> Cursor | None:
+        if not token:
+            return None
+        try:
+            return self.chosen_sort().cursor(token)
+        except InvalidCursor:
+            raise forms.ValidationError("That page link is not valid any more.") from None
+
+    def chosen_sort(self) -> Sort:
+        """The order asked for (the newest first unless a valid one was)."""
+        facility = self.fields["facility"]
+        assert isinstance(facility, forms.ModelChoiceField)
+        value = self.cleaned_data.get("sort") or DEFAULT_SORT.value
+        return Sort.of(value, facility.queryset)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -503,12 +522,16 @@ class BatchFilterForm(forms.Form):
     def stale_page(self) -> bool:
         return "after" in self.errors or "before" in self.errors
 
+    @property
+    def unknown_sort(self) -> bool:
+        return "sort" in self.errors
+
     def filters(self) -> dict[str, Any]:
         """The valid filters only; call after is_valid()."""
         return {
             name: value
             for name, value in self.cleaned_data.items()
-            if value not in (None, "") and name not in ("after", "before")
+            if value not in (None, "") and name not in ("sort", "after", "before")
         }
 
 
@@ -540,15 +563,6 @@ class BatchStatusesForm(forms.Form):
         if not all(is_row_id(pk) for pk in ids):
             raise forms.ValidationError("Give batch ids as whole numbers separated by commas.")
         return sorted({int(pk) for pk in ids})
-
-
-def _cursor(token: str) -> Cursor | None:
-    if not token:
-        return None
-    try:
-        return Cursor.decode(token)
-    except InvalidCursor:
-        raise forms.ValidationError("That page link is not valid any more.") from None
 
 
 class RemoteBatchesForm(forms.Form):

@@ -7,10 +7,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Coalesce, Concat, Lower
+from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
+from batches.folding import Folded
 from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
 
@@ -186,9 +187,10 @@ class ProductionBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # One lower-cased column for search, kept by the database itself so bulk writes keep it too.
+    # One column for search, folded (no accents, lower case), kept by the database itself so
+    # bulk writes keep it too.
     search_text = models.GeneratedField(
-        expression=Lower(
+        expression=Folded(
             Concat(
                 "display_name",
                 models.Value(" "),
@@ -215,6 +217,8 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+            # The list sorted by mass (either way: an index is read in both directions).
+            models.Index(fields=["mass_magnitude", "started_at", "id"], name="batch_mass_idx"),
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],

@@ -43,23 +43,50 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     filter_form.is_valid()
     if filter_form.stale_page:
         messages.warning(request, _STALE_PAGE)
+    if filter_form.unknown_sort:
+        messages.warning(request, _UNKNOWN_SORT)
     visible = selectors.visible_batches(request.user)
     batches = selectors.filtered_batches(visible, filter_form.filters())
+    sort = filter_form.chosen_sort()
     page = selectors.batch_page(
         batches,
         settings.BATCH_PAGE_SIZE,
+        sort,
         after=filter_form.cleaned_data.get("after"),
         before=filter_form.cleaned_data.get("before"),
     )
-    context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "sort": sort,
+        "headers": _sort_headers(request, sort),
+        "total": selectors.capped_count(batches),
+        "count_cap": selectors.COUNT_CAP,
+    }
     if _wants_fragment(request):
         return render(request, "batches/list.html#results", context)
     context.update(
         counts=selectors.attention_counts(visible),
-        count_cap=selectors.COUNT_CAP,
         last_pulled_at=selectors.last_pulled_at(request_accounts(request)),
     )
     return render(request, "batches/list.html", context)
+
+
+def _sort_headers(request: HttpRequest, sort: selectors.Sort) -> dict[str, dict[str, str]]:
+    """Each sortable column's header: the list's address sorted by it (from the first page),
+    and how the list is sorted by it now ("ascending", "descending" or "")."""
+    headers = {}
+    for column in selectors.SortColumn:
+        query = request.GET.copy()
+        for key in ("after", "before"):
+            query.pop(key, None)
+        query["sort"] = sort.by(column)
+        sorted_now = ""
+        if column == sort.column:
+            sorted_now = "descending" if sort.descending else "ascending"
+        headers[column.value] = {"query": query.urlencode(), "sorted": sorted_now}
+    return headers
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -70,7 +97,7 @@ def batch_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if not form.is_valid() and "format" in form.errors:
         return HttpResponseBadRequest(form.errors["format"].as_text(), content_type="text/plain")
     batches = selectors.filtered_batches(selectors.visible_batches(request.user), form.filters())
-    return exports.download(batches, form.cleaned_data["format"])
+    return exports.download(batches, form.cleaned_data["format"], form.chosen_sort())
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -255,6 +282,7 @@ def batch_void(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 _STALE_PAGE = "That page link is not valid any more, so here is the first page."
+_UNKNOWN_SORT = "The list cannot be sorted that way, so it shows the newest batches first."
 _NO_ACCOUNT = (
     "You are not a member of any Isometric account, so there is nowhere to record a batch. "
     "Ask an admin to add you to your organisation's account."

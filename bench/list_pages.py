@@ -148,13 +148,13 @@ def main() -> None:
     from django.test import Client
 
     from batches.models import Facility, ProductionBatch
-    from batches.selectors import Cursor
+    from batches.selectors import DEFAULT_SORT
 
     client = Client(headers={"host": "localhost"})
     # Not login(): login throttling needs the request a test client's login does not pass.
     client.force_login(User.objects.get(username="bench"))
     deep_row = ProductionBatch.objects.order_by("started_at", "pk")[args.rows // 10]
-    deep_cursor = Cursor.of(deep_row).encode()
+    deep_cursor = DEFAULT_SORT.cursor_of(deep_row).encode()
     admin_deep_page = (args.rows * 9 // 10) // 100
     facility = Facility.objects.get(isometric_id="fcl_BENCH000000000000003")
     term = f"{args.rows // 2:08d}"[:-1]  # part of a reference: matches ten batches
