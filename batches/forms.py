@@ -582,6 +582,12 @@ class RemoteBatchesForm(forms.Form):
         required=False,
     )
     ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
+    order = forms.ChoiceField(
+        label="Order",
+        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+        required=False,
+        help_text="By upload to Isometric, which has no other order.",
+    )
     # Isometric's page markers, carried by the pager's links.
     after = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
     before = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
@@ -589,6 +595,7 @@ class RemoteBatchesForm(forms.Form):
     def __init__(self, data: Any, accounts: list[IsometricAccount]) -> None:
         data = data.copy()
         data.setdefault("size", str(DEFAULT_REMOTE_PAGE_SIZE))
+        data.setdefault("order", "newest")
         super().__init__(data, label_suffix="")
         self.accounts = accounts
         account_field = self.fields["account"]
@@ -618,4 +625,5 @@ class RemoteBatchesForm(forms.Form):
             after="" if before else self.cleaned_data.get("after", ""),
             before=before,
             supplier_reference_id=self.cleaned_data.get("ref", ""),
+            newest_first=self.cleaned_data.get("order") != "oldest",
         )
