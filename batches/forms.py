@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
+from django.forms.models import model_to_dict
 from django.forms.utils import ErrorDict
 from django.utils import timezone
 
@@ -29,6 +30,10 @@ from batches.selectors import DEFAULT_SORT, SORTS, Cursor, InvalidCursor, Sort
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
+REFERENCE_IN_OTHER_CASE = (
+    "Another batch of this account has the supplier reference “{other}”, which differs from "
+    "this one only in capital letters."
+)
 GENERATED_REFERENCE_HELP = (
     "Generated for this batch. You may replace it with your own unique reference."
 )
@@ -76,6 +81,28 @@ def reference_taken(
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     return taken.exists()
+
+
+# What "copy from my last batch" fills in: all but what is each batch's own, its reference,
+# display name and times.
+COPIED_FIELDS = [
+    "account",
+    "facility",
+    "feedstock_types",
+    "mass_magnitude",
+    "mass_unit",
+    "mass_standard_deviation",
+]
+
+
+def initial_from_last(last: ProductionBatch | None, copy: bool) -> dict[str, Any]:
+    """A new batch form's values from the user's last batch: its account and facility, and
+    with `copy` the rest of COPIED_FIELDS too."""
+    if last is None:
+        return {}
+    if not copy:
+        return {"account": last.account_id, "facility": last.facility_id}
+    return model_to_dict(last, fields=COPIED_FIELDS)
 
 
 def generate_supplier_reference_id(started_at: datetime | None) -> str:
@@ -287,11 +314,28 @@ class ProductionBatchForm(forms.ModelForm):
         elif not reference and "supplier_reference_id" not in self.errors:
             cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
         self.unusual = unusual_values(cleaned)
+        if reference and account and "supplier_reference_id" not in self.errors:
+            self.unusual += self._references_alike(reference, account)
         if self.unusual and not cleaned.get("confirm_unusual"):
             self.add_error(
                 None, "Some values are unusual. Check them, then confirm them below to save."
             )
         return cleaned
+
+    def _references_alike(self, reference: str, account: IsometricAccount) -> list[str]:
+        """A new or changed reference that another batch of the account has in other case:
+        easily a typing slip, though Isometric takes both."""
+        if self.instance.pk and "supplier_reference_id" not in self.changed_data:
+            return []
+        alike = ProductionBatch.objects.with_reference_alike(account.pk, reference)
+        if self.instance.pk:
+            alike = alike.exclude(pk=self.instance.pk)
+        others = alike.values_list("supplier_reference_id", flat=True)
+        return [
+            REFERENCE_IN_OTHER_CASE.format(other=other)
+            for other in sorted(others)
+            if other != reference and other.casefold() == reference.casefold()
+        ]
 
     def _check_same_account(
         self, account: IsometricAccount | None, cleaned: dict[str, Any]

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -110,6 +111,16 @@ class BatchQuerySet(models.QuerySet["ProductionBatch"]):
         return (
             self.filter(account_id=account_id, supplier_reference_id__in=list(references))
             .exclude(supplier_reference_id="")
+            .order_by()
+        )
+
+    def with_reference_alike(self, account_id: int, reference: str) -> Self:
+        """The account's batches whose reference reads as this one once folded (without
+        accents, in lower case: batches.folding), found through batch_reference_folded_idx."""
+        return (
+            self.filter(account_id=account_id)
+            .alias(folded_reference=Folded("supplier_reference_id"))
+            .filter(folded_reference=Folded(Value(reference)))
             .order_by()
         )
 
@@ -217,6 +228,10 @@ class ProductionBatch(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="batch_account_idx"),
             models.Index(fields=["facility", "-started_at", "-id"], name="batch_facility_idx"),
             models.Index(fields=["sync_status", "-started_at", "-id"], name="batch_status_idx"),
+            # References that differ only in case or accents, which the batch form warns of.
+            models.Index(
+                F("account"), Folded("supplier_reference_id"), name="batch_reference_folded_idx"
+            ),
             # The list sorted by mass (either way: an index is read in both directions).
             models.Index(fields=["mass_magnitude", "started_at", "id"], name="batch_mass_idx"),
             # The worker's queue: only rows still to be sent, in the order they fall due.

@@ -246,6 +246,19 @@ def visible_batches(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Producti
     return ProductionBatch.objects.filter(account__in=accounts_of(user).values("pk"))
 
 
+def last_recorded(user: AbstractBaseUser | AnonymousUser) -> ProductionBatch | None:
+    """The batch the user recorded last (by the form or an import) in one of their accounts."""
+    if not user.is_authenticated:
+        return None
+    return (
+        visible_batches(user)
+        .filter(created_by_id=user.pk)
+        .prefetch_related("feedstock_types")
+        .order_by("-pk")
+        .first()
+    )
+
+
 def watched_batches(
     user: AbstractBaseUser | AnonymousUser, ids: Iterable[int]
 ) -> list[ProductionBatch]:

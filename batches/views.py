@@ -1,5 +1,3 @@
-from urllib.parse import urlencode
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -19,6 +17,7 @@ from batches.forms import (
     VoidForm,
     differences,
     generate_supplier_reference_id,
+    initial_from_last,
     rejection_by_label,
 )
 from batches.history import Via, changes_via
@@ -207,11 +206,13 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and not reference:
         # The form's address carries its generated reference, so going Back shows the same
         # one even when the browser fetches the page anew and restores only what was typed.
-        query = urlencode({"reference": generate_supplier_reference_id(None)})
-        return redirect(f"{request.path}?{query}")
-    form = ProductionBatchForm(
-        request.POST or None, accounts=accounts, initial={"supplier_reference_id": reference}
-    )
+        query = request.GET.copy()
+        query["reference"] = generate_supplier_reference_id(None)
+        return redirect(f"{request.path}?{query.urlencode()}")
+    last = selectors.last_recorded(request.user)
+    copy = request.GET.get("copy") == "last" and last is not None
+    initial = {**initial_from_last(last, copy), "supplier_reference_id": reference}
+    form = ProductionBatchForm(request.POST or None, accounts=accounts, initial=initial)
     if request.method == "POST":
         if form.is_valid() and (batch := save_batch(form, request.user)):
             messages.success(request, f"Batch {batch.supplier_reference_id} saved.")
@@ -219,7 +220,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         if earlier := earlier_submission(form, request.user):
             messages.info(request, "This batch was already recorded; here it is.")
             return redirect(earlier)
-    return render(request, "batches/form.html", {"form": form})
+    return render(request, "batches/form.html", {"form": form, "last_batch": last, "copied": copy})
 
 
 @permission_required("batches.change_productionbatch", raise_exception=True)

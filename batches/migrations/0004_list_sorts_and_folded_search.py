@@ -44,4 +44,12 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(batches.search.drop_search_index, batches.search.drop_search_index),
+        migrations.AddIndex(
+            model_name="productionbatch",
+            index=models.Index(
+                models.F("account"),
+                batches.folding.Folded("supplier_reference_id"),
+                name="batch_reference_folded_idx",
+            ),
+        ),
     ]
