@@ -1,3 +1,4 @@
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from batches.models import (
     SyncStatus,
 )
 from batches.remote import PAGE_SIZES, PageRequest
-from batches.selectors import DEFAULT_SORT, SORTS, Cursor, InvalidCursor, Sort
+from batches.selectors import DEFAULT_SORT, Cursor, InvalidCursor, Sort
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
@@ -281,7 +282,8 @@ class ProductionBatchForm(forms.ModelForm):
         self._errors = ErrorDict()
         for field, message in errors:
             name = field if field in self.fields else NON_FIELD_ERRORS
-            self._errors.setdefault(name, self.error_class()).append(f"Isometric: {message}")
+            sentence = refusal_sentence(message or "")
+            self._errors.setdefault(name, self.error_class()).append(sentence)
 
     def clean_started_at(self) -> datetime:
         return _plausible_moment(self.cleaned_data["started_at"])
@@ -417,12 +419,39 @@ def mass_in_tonnes(mass: Decimal, unit: str | None) -> Decimal:
 
 
 def rejection_by_label(batch: ProductionBatch) -> list[tuple[str, str]]:
-    """Isometric's reasons for refusing the batch, each under its form field's label."""
+    """Isometric's reasons for refusing the batch, as sentences, each under its form field's
+    label."""
     fields = ProductionBatchForm.base_fields
     return [
-        (str(fields[field].label) if field in fields else "Batch", message or "")
+        (str(fields[field].label) if field in fields else "Batch", refusal_sentence(message or ""))
         for field, message in batch.rejection_errors
     ]
+
+
+# Isometric's reasons for refusing a value (pydantic's messages, as FastAPI words them, and
+# Isometric's own), as sentences an operator reads at the field.
+_REFUSALS = [
+    (r"Field required", "Isometric needs a value here."),
+    (r"String should have at least (\d+ characters?)", "Isometric needs at least {} here."),
+    (r"String should have at most (\d+ characters?)", "Isometric takes at most {} here."),
+    (r"List should have at least (\d+ items?)", "Isometric needs at least {} here."),
+    (r"Input should be a valid (?:number|integer|decimal)", "Isometric needs a number here."),
+    (r"Input should be a valid (?:datetime|date)", "Isometric needs a date and time here."),
+    (
+        r"Input should be (greater|less) than ((?:or equal to )?\S+)",
+        "Isometric needs a value {} than {}.",
+    ),
+    (r"(Facility|Feedstock type) not found", "Isometric does not know this {}."),
+]
+
+
+def refusal_sentence(message: str) -> str:
+    """One of Isometric's reasons as a sentence; a reason it words otherwise is quoted."""
+    for pattern, sentence in _REFUSALS:
+        if found := re.match(pattern, message):
+            return sentence.format(*(group.lower() for group in found.groups()))
+    reason = message.removeprefix("Value error, ").strip().rstrip(".") or "no reason given"
+    return f"Isometric refused this: {reason}."
 
 
 def _storable_mass(mass: Decimal) -> Decimal:
@@ -492,6 +521,19 @@ class VoidForm(forms.Form):
     )
 
 
+# The list's orders (batches.selectors.SORTS) as the operator reads them.
+SORT_CHOICES = [
+    ("-start", "Newest first"),
+    ("start", "Oldest first"),
+    ("-mass", "Heaviest first"),
+    ("mass", "Lightest first"),
+    ("facility", "Facility, A to Z"),
+    ("-facility", "Facility, Z to A"),
+    ("status", "Status, A to Z"),
+    ("-status", "Status, Z to A"),
+]
+
+
 class BatchFilterForm(forms.Form):
     """The list's search, filters and page. Invalid values are reported at the field and
     ignored."""
@@ -518,11 +560,9 @@ class BatchFilterForm(forms.Form):
     started_to = forms.DateField(
         label="Started until", required=False, widget=DateInput, validators=DATE_BOUNDS
     )
-    # The order, chosen by the column headers' links; then where the page starts, carried by
-    # the pager's links. None is shown.
-    sort = forms.ChoiceField(
-        choices=[(sort, sort) for sort in SORTS], required=False, widget=forms.HiddenInput
-    )
+    # The column headers' links choose it too (a phone shows no headers).
+    sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
+    # Where the page starts: not shown, carried by the pager's links.
     after = forms.CharField(required=False, widget=forms.HiddenInput)
     before = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -565,10 +605,6 @@ class BatchFilterForm(forms.Form):
     @property
     def stale_page(self) -> bool:
         return "after" in self.errors or "before" in self.errors
-
-    @property
-    def unknown_sort(self) -> bool:
-        return "sort" in self.errors
 
     def filters(self) -> dict[str, Any]:
         """The valid filters only; call after is_valid()."""

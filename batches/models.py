@@ -289,9 +289,9 @@ class ProductionBatch(models.Model):
         if self.void_reason:
             return "Voiding: deleting it in Isometric"
         if self.remote_id:
-            return f"Correcting: deleting {self.remote_id} in Isometric, then sending it again"
+            return "Correcting: deleting Isometric's copy, then sending the batch again"
         if self.replaced_remote_id:
-            return f"Correcting: {self.replaced_remote_id} deleted, sending the corrected batch"
+            return "Correcting: Isometric's old copy deleted, sending the corrected batch"
         return ""
 
     @property

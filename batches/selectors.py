@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from batches import search
-from batches.history import Via
+from batches.history import TECHNICAL, Via
 from batches.models import (
     EARLIEST_MOMENT,
     LATEST_MOMENT,
@@ -408,7 +408,7 @@ def batch_timeline(batch: ProductionBatch, limit: int) -> list[history.Change | 
     """The batch's newest `limit` changes and attempts to send it, newest first, in a few
     queries however long its history: its entries, its attempts, the rows they name."""
     changes = history.changes(
-        history.newest_entries(batch, limit), ProductionBatch, dict(Via.choices)
+        history.newest_entries(batch, limit), ProductionBatch, dict(Via.choices), TECHNICAL
     )
     attempts = [
         Attempt(

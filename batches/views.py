@@ -42,8 +42,6 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     filter_form.is_valid()
     if filter_form.stale_page:
         messages.warning(request, _STALE_PAGE)
-    if filter_form.unknown_sort:
-        messages.warning(request, _UNKNOWN_SORT)
     visible = selectors.visible_batches(request.user)
     batches = selectors.filtered_batches(visible, filter_form.filters())
     sort = filter_form.chosen_sort()
@@ -147,9 +145,12 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         .prefetch_related("feedstock_types"),
         pk=pk,
     )
+    timeline = selectors.batch_timeline(batch, TIMELINE_SHOWN)
     context = {
         "batch": batch,
-        "timeline": selectors.batch_timeline(batch, TIMELINE_SHOWN),
+        "timeline": timeline,
+        # Their HTTP statuses, times and Isometric's own words, for the technical details.
+        "attempts": [entry for entry in timeline if isinstance(entry, selectors.Attempt)],
         "rejection": rejection_by_label(batch),
     }
     template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"
@@ -283,7 +284,6 @@ def batch_void(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 _STALE_PAGE = "That page link is not valid any more, so here is the first page."
-_UNKNOWN_SORT = "The list cannot be sorted that way, so it shows the newest batches first."
 _NO_ACCOUNT = (
     "You are not a member of any Isometric account, so there is nowhere to record a batch. "
     "Ask an admin to add you to your organisation's account."

@@ -383,19 +383,27 @@ def test_sort_links_keep_the_filters_and_start_from_the_first_page(
     assert '<a class="sort" href="?q=ref&amp;sort=facility">Facility' in html
     assert re.search(r'rel="next" href="\?q=ref&amp;sort=mass&amp;after=', html)
     # The filters' form keeps the order when a filter changes.
-    assert '<input type="hidden" name="sort" value="mass">' in html
+    assert '<option value="mass" selected>Lightest first</option>' in html
+
+
+def test_the_filters_offer_every_order(operator_client: Client) -> None:
+    html = operator_client.get(LIST).content.decode()
+    offered = re.findall(
+        r'<option value="(-?[a-z]+)">', html.split('name="sort"')[1].split("</select>")[0]
+    )
+    assert sorted(offered) == sorted(selectors.SORTS)
 
 
 @pytest.mark.parametrize("sort", ["weight", "--mass", "-", "<script>", "x" * 500])
-def test_an_unknown_sort_says_so_and_shows_the_newest_first(
+def test_an_unknown_sort_is_refused_at_its_field_and_the_newest_shown_first(
     operator_client: Client, varied: list[ProductionBatch], sort: str
 ) -> None:
     response = operator_client.get(LIST, {"sort": sort})
     assert response.status_code == 200
     html = response.content.decode()
-    assert "The list cannot be sorted that way" in html
+    assert re.search(r'id="field-sort">.*Select a valid choice', html, re.S)
     assert references(response) == in_order(varied, "-start")[:4]
-    assert 'name="sort"' not in html
+    assert "<script>" not in html
 
 
 @pytest.mark.parametrize(("issued_by", "used_by"), [("-mass", "status"), ("status", "-start")])
