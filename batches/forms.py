@@ -103,7 +103,12 @@ def initial_from_last(last: ProductionBatch | None, copy: bool) -> dict[str, Any
         return {}
     if not copy:
         return {"account": last.account_id, "facility": last.facility_id}
-    return model_to_dict(last, fields=COPIED_FIELDS)
+    values = model_to_dict(last, fields=COPIED_FIELDS)
+    # As typed: "7.25", not the column's "7.250000".
+    return {
+        name: f"{value.normalize():f}" if isinstance(value, Decimal) else value
+        for name, value in values.items()
+    }
 
 
 def generate_supplier_reference_id(started_at: datetime | None) -> str:
@@ -195,7 +200,6 @@ class ProductionBatchForm(forms.ModelForm):
         help_texts = {
             "supplier_reference_id": "Your own unique reference. Leave blank to get one generated.",
             "display_name": "Leave blank and Isometric names it after the facility.",
-            "started_at": "In the portal's time zone.",
         }
         widgets = {
             "feedstock_types": forms.CheckboxSelectMultiple,
@@ -229,6 +233,9 @@ class ProductionBatchForm(forms.ModelForm):
             unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
+        if "started_at" in self.fields:
+            zone = timezone.get_current_timezone_name()
+            self.fields["started_at"].help_text = f"Times are in {zone}."
         if not self.is_bound and not self.instance.pk and "supplier_reference_id" in self.fields:
             # Generated when the form is shown, not when it is saved: the same form posted
             # again (Back, a double click) carries the same reference, so it is recognised.

@@ -55,6 +55,7 @@ def upload(
         file_name=(file.name or "upload")[:255],
         content=file.read(),
         confirm_unusual=confirm_unusual,
+        time_zone=timezone.get_current_timezone_name(),
     )
 
 
@@ -63,10 +64,12 @@ def process_due() -> bool:
     batch_import = _claim()
     if batch_import is None:
         return False
-    if batch_import.status == ImportStatus.CHECKING:
-        check(batch_import)
-    else:
-        import_rows(batch_import)
+    # The batch form reads the file's times as the uploader's own form would.
+    with timezone.override(batch_import.time_zone or None):
+        if batch_import.status == ImportStatus.CHECKING:
+            check(batch_import)
+        else:
+            import_rows(batch_import)
     return True
 
 

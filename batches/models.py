@@ -484,6 +484,8 @@ class BatchImport(models.Model):
     content = models.BinaryField()
     # The operator's word that unusual values in the file (see the batch form) are right.
     confirm_unusual = models.BooleanField(default=False)
+    # The time zone the file's times are read in: the uploader's when they uploaded it.
+    time_zone = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=ImportStatus, default=ImportStatus.CHECKING)
     # A worker's lease on it while checking or importing: one that dies leaves it to another.
     claimed_until = models.DateTimeField(null=True, blank=True)

@@ -202,7 +202,8 @@ def _text(field: Any, value: Any, names: Names) -> str:
         if timezone.is_naive(moment):  # auditlog keeps moments as naive UTC
             moment = moment.replace(tzinfo=UTC)
         precise = moment.second or moment.microsecond  # not a time typed in by the minute
-        return date_format(timezone.localtime(moment), "j M Y H:i:s" if precise else "j M Y H:i")
+        shown = "j M Y H:i:s T" if precise else "j M Y H:i T"
+        return date_format(timezone.localtime(moment), shown)
     if isinstance(field, models.DecimalField):
         return f"{Decimal(str(value)).normalize():f}"
     if isinstance(field, models.BooleanField):

@@ -82,6 +82,10 @@ MATRIX: dict[str, Row] = {
     "healthz /healthz":
         ("200    200    200    200    200    200    200",
          "405    405    405    405    405    405    405"),
+    # Everyone's own time zone (POST: none, the portal's).
+    "preferences /preferences/":
+        ("login  200    200    200    200    200    200",
+         "login  302    302    302    302    302    302"),
     "login /login/":
          "200    302    302    302    302    302    302",
     "logout /logout/":

@@ -368,7 +368,7 @@ def _settle(
             failing_since = batch.failing_since or started_at
             changes = {**counted, "failing_since": failing_since, "possibly_sent": possibly_sent}
             if now - failing_since >= timedelta(seconds=settings.SYNC_GIVE_UP_AFTER):
-                since = f"{timezone.localtime(failing_since):%-d %b %Y %H:%M}"
+                since = f"{timezone.localtime(failing_since):%-d %b %Y %H:%M %Z}"
                 changes |= {
                     "sync_status": SyncStatus.FAILED,
                     "next_attempt_at": None,

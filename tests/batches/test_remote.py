@@ -184,7 +184,7 @@ def test_isometric_s_text_is_escaped_and_its_times_are_in_the_portal_s_time_zone
     assert '<div class="sub">R&amp;D-1</div>' in first
     assert "<td>Kiln &lt;North&gt;</td>" in first  # the portal's name for the facility
     assert f"<td>{unnamed['id']}</td>" in second  # else Isometric's id
-    assert "<td>5 Mar 2026 00:30</td>" in first  # in the portal's time zone
+    assert "<td>5 Mar 2026 00:30 CET</td>" in first  # in the portal's time zone
     assert '<td class="num">12.500 tonne</td>' in first
     assert "Not in the portal yet" in first
 
