@@ -9,10 +9,13 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         from batches import folding, history
+        from batches.metrics import PortalState
         from batches.roles import ensure_operators_group
         from batches.search import ensure_search_index
+        from portal import metrics
 
         post_migrate.connect(ensure_operators_group, sender=self)
         post_migrate.connect(ensure_search_index, sender=self)
         connection_created.connect(folding.register_sqlite_function)
         history.register()
+        metrics.add_state(PortalState())

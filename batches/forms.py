@@ -1,6 +1,6 @@
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -123,16 +123,20 @@ def generate_supplier_reference_id(started_at: datetime | None) -> str:
 class AccountRowChoiceField(forms.ModelChoiceField):
     """A choice of one row by its id. An id no database column can hold is an invalid choice
     like any other (SQLite raises OverflowError for it, which Django lets through). With
-    `show_account`, each choice names its account, for a user who works in several."""
+    `show_account`, each choice names its account, for a user who works in several. With
+    `rows`, the choices are those rows by id, read once for many forms instead of by each."""
 
     show_account = False
+    rows: Mapping[int, Any] | None = None
 
     def to_python(self, value: Any) -> Any:
-        if value not in self.empty_values and not is_row_id(value):
+        if value in self.empty_values:
+            return None
+        if not is_row_id(value) or (self.rows is not None and int(value) not in self.rows):
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice"
             )
-        return super().to_python(value)
+        return super().to_python(value) if self.rows is None else self.rows[int(value)]
 
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj} ({obj.account})" if self.show_account else str(obj)
@@ -140,19 +144,43 @@ class AccountRowChoiceField(forms.ModelChoiceField):
 
 class AccountRowsChoiceField(forms.ModelMultipleChoiceField):
     show_account = False
+    rows: Mapping[int, Any] | None = None
 
     def clean(self, value: Any) -> Any:
-        for pk in value if isinstance(value, list | tuple) else []:
+        pks = value if isinstance(value, list | tuple) else []
+        for pk in pks:
             if not is_row_id(pk):
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",
                     params={"pk": pk},
                 )
-        return super().clean(value)
+        if self.rows is None or not pks:
+            return super().clean(value)
+        for pk in pks:
+            if int(pk) not in self.rows:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": pk},
+                )
+        return [self.rows[int(pk)] for pk in dict.fromkeys(pks)]
 
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj} ({obj.account})" if self.show_account else str(obj)
+
+
+@dataclass(frozen=True)
+class AccountRows:
+    """An account's facilities and feedstock types by id, and which of some references it has
+    taken: read once for many batch forms (an import's rows) instead of by each form. The
+    forms' rules are the same; only where they look these up changes."""
+
+    facilities: Mapping[int, Facility]
+    feedstock_types: Mapping[int, FeedstockType]
+    taken_references: Container[str]
+    # The account's references that read as one of these once folded (with_references_alike).
+    alike_references: Collection[str]
 
 
 def is_row_id(value: object) -> bool:
@@ -211,18 +239,27 @@ class ProductionBatchForm(forms.ModelForm):
         }
 
     def __init__(
-        self, *args: Any, accounts: QuerySet[IsometricAccount] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        accounts: QuerySet[IsometricAccount] | None = None,
+        preloaded: AccountRows | None = None,
+        **kwargs: Any,
     ) -> None:
         """`accounts`: those the user may record into (at least one). With one, batches go
         into it unasked, and the facilities and feedstock types offered are its own. (The admin
-        scopes the choices itself and passes none.)"""
+        scopes the choices itself and passes none.) `preloaded`: that one account's rows, when
+        many forms are checked at once."""
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.unusual: list[str] = []
+        self.preloaded = preloaded
         if "supplier_reference_id" in self.fields:
             self.fields["supplier_reference_id"].required = False
         if accounts is not None:
             self._offer_accounts(accounts)
+        if preloaded is not None:
+            self._choose_from_rows("facility", preloaded.facilities)
+            self._choose_from_rows("feedstock_types", preloaded.feedstock_types)
         if self.instance.pk and "account" in self.fields:
             # Its id, and the batch deleted by a correction, are that organisation's.
             self.fields["account"].disabled = True
@@ -256,13 +293,14 @@ class ProductionBatchForm(forms.ModelForm):
         )
 
     def _offer_accounts(self, accounts: QuerySet[IsometricAccount]) -> None:
-        self._choose_among(
-            "facility", Facility.objects.filter(account__in=accounts).select_related("account")
-        )
-        self._choose_among(
-            "feedstock_types",
-            FeedstockType.objects.filter(account__in=accounts).select_related("account"),
-        )
+        if self.preloaded is None:
+            self._choose_among(
+                "facility", Facility.objects.filter(account__in=accounts).select_related("account")
+            )
+            self._choose_among(
+                "feedstock_types",
+                FeedstockType.objects.filter(account__in=accounts).select_related("account"),
+            )
         choices = list(accounts[:2])
         account_field = self.fields["account"]
         assert isinstance(account_field, forms.ModelChoiceField)
@@ -282,6 +320,11 @@ class ProductionBatchForm(forms.ModelForm):
         field = self.fields[name]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = queryset
+
+    def _choose_from_rows(self, name: str, rows: Mapping[int, Any]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, AccountRowChoiceField | AccountRowsChoiceField)
+        field.rows = rows
 
     def _show_rejection(self, errors: list[list[str | None]]) -> None:
         """Isometric's reasons for refusing the batch, at the fields they concern, before the
@@ -318,7 +361,7 @@ class ProductionBatchForm(forms.ModelForm):
             self.add_error("ended_at", "Production must end after it started.")
         self._check_same_account(account, cleaned)
         reference = cleaned.get("supplier_reference_id")
-        if reference and account and reference_taken(reference, account, self.instance.pk):
+        if reference and account and self._reference_taken(reference, account):
             self.add_error("supplier_reference_id", DUPLICATE_REFERENCE)
         elif not reference and "supplier_reference_id" not in self.errors:
             cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
@@ -336,15 +379,23 @@ class ProductionBatchForm(forms.ModelForm):
         easily a typing slip, though Isometric takes both."""
         if self.instance.pk and "supplier_reference_id" not in self.changed_data:
             return []
-        alike = ProductionBatch.objects.with_reference_alike(account.pk, reference)
-        if self.instance.pk:
-            alike = alike.exclude(pk=self.instance.pk)
-        others = alike.values_list("supplier_reference_id", flat=True)
+        if self.preloaded is not None:
+            others: Iterable[str] = self.preloaded.alike_references
+        else:
+            alike = ProductionBatch.objects.with_references_alike(account.pk, [reference])
+            if self.instance.pk:
+                alike = alike.exclude(pk=self.instance.pk)
+            others = alike.values_list("supplier_reference_id", flat=True)
         return [
             REFERENCE_IN_OTHER_CASE.format(other=other)
-            for other in sorted(others)
+            for other in sorted(set(others))
             if other != reference and other.casefold() == reference.casefold()
         ]
+
+    def _reference_taken(self, reference: str, account: IsometricAccount) -> bool:
+        if self.preloaded is not None:
+            return reference in self.preloaded.taken_references
+        return reference_taken(reference, account, self.instance.pk)
 
     def _check_same_account(
         self, account: IsometricAccount | None, cleaned: dict[str, Any]

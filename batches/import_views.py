@@ -36,7 +36,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     history = (
         BatchImport.objects.filter(account__in=accounts)
         .select_related("account", "created_by")
-        .defer("content", "rejected")[:HISTORY_SHOWN]
+        .defer("content")[:HISTORY_SHOWN]
     )
     return render(request, "batches/imports.html", {"form": form, "history": history})
 
@@ -56,7 +56,8 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The check's progress, then its preview; then the import's progress and its outcome. The
     page polls its own status fragment while the worker is at it."""
     batch_import = _visible_import(request, pk)
-    context = {"import": batch_import, "rejected": batch_import.rejected[:REJECTED_SHOWN]}
+    rejected = batch_import.rejected_rows.all()[:REJECTED_SHOWN]
+    context = {"import": batch_import, "rejected": rejected}
     template = "batches/import.html#status" if request.htmx else "batches/import.html"
     return render(request, template, context)
 

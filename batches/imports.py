@@ -8,8 +8,8 @@ uploaded again (the same file, or a corrected one) is recognised as already in t
 
 import hashlib
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import batched
@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from batches.forms import DUPLICATE_REFERENCE, ProductionBatchForm
+from batches.forms import DUPLICATE_REFERENCE, AccountRows, ProductionBatchForm
 from batches.history import Via, log_batch_changes
 from batches.import_files import (
     Row,
@@ -33,7 +33,15 @@ from batches.import_files import (
     normalise_decimal,
     normalise_moment,
 )
-from batches.models import BatchImport, BatchImportRow, ImportStatus, ProductionBatch
+from batches.models import (
+    BatchImport,
+    BatchImportRow,
+    Facility,
+    FeedstockType,
+    ImportStatus,
+    ProductionBatch,
+    RejectedRow,
+)
 from batches.services import has_values
 from batches.spreadsheet import FEEDSTOCK_SEPARATOR, TEMPLATE_COLUMNS
 from portal.models import IsometricAccount
@@ -104,12 +112,9 @@ class _Tally:
     same: int = 0
     conflicting: int = 0
     invalid: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, row: Row, outcome: "Outcome") -> None:
+    def add(self, outcome: "Outcome") -> None:
         setattr(self, outcome.kind, getattr(self, outcome.kind) + 1)
-        if outcome.kind in ("conflicting", "invalid"):
-            self.rejected.append(outcome.as_rejected(row))
 
 
 def check(batch_import: BatchImport) -> None:
@@ -118,14 +123,15 @@ def check(batch_import: BatchImport) -> None:
     rows = _rows(batch_import)
     if rows is None:
         return
-    batch_import.new_rows.all().delete()  # a check that a worker left half-done
+    # What a worker that died part-way through a check left.
+    batch_import.new_rows.all().delete()
+    batch_import.rejected_rows.all().delete()
     checker = RowChecker(batch_import)
     tally = _Tally()
     for chunk in batched(rows, CHUNK):
-        new = []
-        for row in chunk:
-            outcome = checker.check(row)
-            tally.add(row, outcome)
+        new, rejected = [], []
+        for row, outcome in zip(chunk, checker.check(chunk), strict=True):
+            tally.add(outcome)
             if outcome.new_form is not None:
                 new.append(
                     BatchImportRow(
@@ -134,7 +140,10 @@ def check(batch_import: BatchImport) -> None:
                         values=_cleaned(outcome.new_form),
                     )
                 )
+            elif outcome.kind in ("conflicting", "invalid"):
+                rejected.append(outcome.rejected_row(batch_import, row))
         BatchImportRow.objects.bulk_create(new)
+        RejectedRow.objects.bulk_create(rejected)
         _progress(batch_import, len(chunk))
     BatchImport.objects.filter(pk=batch_import.pk).update(
         status=ImportStatus.CHECKED,
@@ -143,7 +152,6 @@ def check(batch_import: BatchImport) -> None:
         same=tally.same,
         conflicting=tally.conflicting,
         invalid=tally.invalid,
-        rejected=tally.rejected,
         finished_at=timezone.now(),
     )
 
@@ -290,12 +298,18 @@ class Outcome:
     errors: dict[str, list[str]]
     new_form: ProductionBatchForm | None = None
 
-    def as_rejected(self, row: Row) -> dict[str, Any]:
+    def rejected_row(self, batch_import: BatchImport, row: Row) -> RejectedRow:
         """For the preview and the download: the errors by column header ("" for the row)."""
         errors: dict[str, list[str]] = {}
         for key, messages in self.errors.items():
             errors.setdefault(_HEADERS.get(key, ""), []).extend(messages)
-        return {"row": row.number, "kind": self.kind, "values": row.values, "errors": errors}
+        return RejectedRow(
+            batch_import=batch_import,
+            number=row.number,
+            conflicting=self.kind == "conflicting",
+            values=row.values,
+            errors=errors,
+        )
 
 
 class RowChecker:
@@ -307,23 +321,48 @@ class RowChecker:
         self.accounts = IsometricAccount.objects.filter(pk=account.pk)
         list(self.accounts)
         self.confirm_unusual = batch_import.confirm_unusual
-        self.facilities = _by_name_or_id(
-            list(account.facilities.values_list("pk", "name", "isometric_id"))
-        )
-        self.feedstock_types = _by_name_or_id(
-            list(account.feedstock_types.values_list("pk", "name", "isometric_id"))
-        )
+        facilities = list(account.facilities.all())
+        feedstock_types = list(account.feedstock_types.all())
+        self.facility_rows = {facility.pk: facility for facility in facilities}
+        self.feedstock_rows = {feedstock.pk: feedstock for feedstock in feedstock_types}
+        self.facilities = _by_name_or_id(facilities)
+        self.feedstock_types = _by_name_or_id(feedstock_types)
         self.default_unit = settings.BATCH_MASS_UNITS[0]
         self.references_seen: set[str] = set()
         self.twins: dict[str, int] = {}
 
-    def check(self, row: Row) -> Outcome:
-        data = self.form_data(row)
+    def check(self, rows: Sequence[Row]) -> list[Outcome]:
+        """The rows' outcomes, in order. The batches already holding their references are read
+        for all of them at once, and so are the account's choices, rather than by each form."""
+        data = [self.form_data(row) for row in rows]
+        references = [each["supplier_reference_id"] for each in data]
+        account_id = self.accounts[0].pk
+        existing = {
+            batch.supplier_reference_id: batch
+            for batch in ProductionBatch.objects.with_references(
+                account_id, references
+            ).prefetch_related("feedstock_types")
+        }
+        alike = ProductionBatch.objects.with_references_alike(account_id, references)
+        preloaded = AccountRows(
+            self.facility_rows,
+            self.feedstock_rows,
+            existing.keys(),
+            list(alike.values_list("supplier_reference_id", flat=True)),
+        )
+        return [self._check(each, preloaded, existing) for each in data]
+
+    def _check(
+        self,
+        data: dict[str, Any],
+        preloaded: AccountRows,
+        existing: dict[str, ProductionBatch],
+    ) -> Outcome:
         reference = data["supplier_reference_id"]
         if reference.lower() in self.references_seen:
             return Outcome("invalid", {"supplier_reference_id": [_TWICE]})
         self.references_seen.add(reference.lower())
-        form = ProductionBatchForm(data, accounts=self.accounts)
+        form = ProductionBatchForm(data, accounts=self.accounts, preloaded=preloaded)
         if form.is_valid():
             return Outcome("new", {}, new_form=form)
         errors = {
@@ -333,12 +372,7 @@ class RowChecker:
             if form.unusual and not self.confirm_unusual:
                 errors.setdefault(NON_FIELD_ERRORS, []).extend(form.unusual)
             return Outcome("invalid", errors)
-        existing = (
-            ProductionBatch.objects.with_references(self.accounts[0].pk, [reference])
-            .prefetch_related("feedstock_types")
-            .get()
-        )
-        if has_values(existing, form.cleaned_data):
+        if has_values(existing[reference], form.cleaned_data):
             return Outcome("same", {})
         return Outcome("conflicting", {"supplier_reference_id": [_CONFLICTING]})
 
@@ -377,27 +411,27 @@ class RowChecker:
         return f"IMP-{digest}" if count == 1 else f"IMP-{digest}-{count}"
 
 
-def _by_name_or_id(rows: list[tuple[int, str, str]]) -> dict[str, int]:
+def _by_name_or_id(rows: list[Facility] | list[FeedstockType]) -> dict[str, int]:
     """A facility's or feedstock type's pk by its lower-cased name and by its Isometric id (ids
     win over a name that happens to equal one)."""
     found: dict[str, int] = {}
-    for pk, name, _ in rows:
-        found.setdefault(name.strip().lower(), pk)
-    for pk, _, isometric_id in rows:
-        found[isometric_id.lower()] = pk
+    for row in rows:
+        found.setdefault(row.name.strip().lower(), row.pk)
+    for row in rows:
+        found[row.isometric_id.lower()] = row.pk
     return found
 
 
 def rejected_rows(batch_import: BatchImport) -> Iterator[list[str]]:
     """The rows not imported, as the file had them (the template's columns), each with its
     reasons in a last column."""
-    for rejected in batch_import.rejected:
+    for rejected in batch_import.rejected_rows.iterator(chunk_size=CHUNK):
         reasons = "; ".join(
             f"{header or 'The row'}: {message}"
-            for header, messages in rejected["errors"].items()
+            for header, messages in rejected.errors.items()
             for message in messages
         )
-        yield [*(rejected["values"].get(column.key, "") for column in TEMPLATE_COLUMNS), reasons]
+        yield [*(rejected.values.get(column.key, "") for column in TEMPLATE_COLUMNS), reasons]
 
 
 def example_row(account: IsometricAccount) -> list[Any]:

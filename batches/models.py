@@ -7,12 +7,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Value
+from django.db.models import F
 from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from batches.folding import Folded
+from batches.folding import Folded, fold
 from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
 
@@ -114,13 +114,13 @@ class BatchQuerySet(models.QuerySet["ProductionBatch"]):
             .order_by()
         )
 
-    def with_reference_alike(self, account_id: int, reference: str) -> Self:
-        """The account's batches whose reference reads as this one once folded (without
+    def with_references_alike(self, account_id: int, references: Iterable[str]) -> Self:
+        """The account's batches whose reference reads as one of these once folded (without
         accents, in lower case: batches.folding), found through batch_reference_folded_idx."""
         return (
             self.filter(account_id=account_id)
             .alias(folded_reference=Folded("supplier_reference_id"))
-            .filter(folded_reference=Folded(Value(reference)))
+            .filter(folded_reference__in={fold(reference) for reference in references})
             .order_by()
         )
 
@@ -496,9 +496,6 @@ class BatchImport(models.Model):
     conflicting = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
     imported = models.PositiveIntegerField(default=0)
-    # The rows not imported, each {"row", "kind" ("invalid", "conflicting"), "values" (by
-    # column key), "errors" (by column key, "" for the row as a whole)}.
-    rejected = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)  # why the file could not be read
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -536,6 +533,28 @@ class BatchImportRow(models.Model):
 
     class Meta:
         ordering = ["batch_import", "number"]
+        indexes = [models.Index(fields=["batch_import", "number"], name="import_new_row_idx")]
+
+    def __str__(self) -> str:
+        return f"row {self.number} of {self.batch_import_id}"
+
+
+class RejectedRow(models.Model):
+    """A row an import's check refused, with why: listed on the import's page and downloaded
+    with its reasons, ready to fix. (A table, not a list on the import: a file may hold 50,000
+    of them, and its page shows a few.)"""
+
+    batch_import = models.ForeignKey(
+        BatchImport, on_delete=models.CASCADE, related_name="rejected_rows"
+    )
+    number = models.PositiveIntegerField()  # its row in the file
+    conflicting = models.BooleanField()  # its reference is a batch's with other values
+    values = models.JSONField()  # as the file had them, by column key
+    errors = models.JSONField()  # the messages by column header, "" for the row as a whole
+
+    class Meta:
+        ordering = ["batch_import", "number"]
+        indexes = [models.Index(fields=["batch_import", "number"], name="import_rejected_row_idx")]
 
     def __str__(self) -> str:
         return f"row {self.number} of {self.batch_import_id}"

@@ -1,4 +1,5 @@
-"""The sync worker: pushes due batches with bounded concurrency, pulls accounts on schedule and
+"""The sync worker: pushes due batches with bounded concurrency, pulls accounts on schedule (a
+few at once) and
 checks and imports uploaded spreadsheets, until told to stop. `manage.py sync_worker` runs
 one; several may share one PostgreSQL."""
 
@@ -12,6 +13,7 @@ from django.db import connections
 
 from batches import imports, sync
 from portal.models import Clients
+from portal.pace import AccountPace
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ class Worker:
             # Daemons: stopping does not wait for a long pull or import. Each page or chunk is
             # written in its own transaction, so one cut short leaves nothing half-done, and
             # its lease lets another worker take it up.
-            threading.Thread(target=self._puller, name="pull", daemon=True).start()
+            for n in range(settings.SYNC_PULL_CONCURRENCY):
+                threading.Thread(target=self._puller, name=f"pull-{n}", daemon=True).start()
             threading.Thread(target=self._importer, name="import", daemon=True).start()
         in_flight: set[Future[None]] = set()
         # A thread for each claim in flight, so that every claim's task has started (and
@@ -75,7 +78,7 @@ class Worker:
             in_flight -= done
 
     def _start_pusher(self) -> None:
-        self._local.clients = Clients()
+        self._local.clients = Clients(pace=AccountPace)
 
     def _push(self, claim: sync.Claim) -> None:
         """A pusher's task: send the batch once it has a place, then record what came of it."""
@@ -113,8 +116,10 @@ class Worker:
                 log.exception("sync worker: importing failed")
 
     def _puller(self) -> None:
+        """One of the worker's pullers: while accounts are due, pull the most overdue."""
         while not self.stopping.wait(self.poll_interval):
             try:
-                sync.pull_due()
+                while sync.pull_next_due() and not self.stopping.is_set():
+                    pass
             except Exception:
                 log.exception("sync worker: pulling failed")

@@ -2,6 +2,7 @@
 
     python bench/sync.py [--batches 1000] [--latency-ms 50] [--concurrency 4]
                          [--loop-batches 250] [--rss-batches 100000] [--pull-batches 10000]
+                         [--paced-batches 10000] [--rate 50] [--workers 3]
                          [--database-url URL]
 
 The emulator runs in a process of its own, as Isometric would. Prints:
@@ -10,6 +11,11 @@ The emulator runs in a process of its own, as Isometric would. Prints:
 - the worker process's peak RSS while it pushes --rss-batches (latency 0), target flat (the last
   sample within 10% of the one after the first tenth) and under 150 MB;
 - the time to pull --pull-batches remote batches / (pages x latency), target <= 1.15.
+- --workers worker processes pushing a backlog of --paced-batches against the emulator limited
+  to --rate requests a second, the account's rate limit set to the same: the requests a second
+  Isometric answered, target >= 0.9 x rate; the share answered 429, target <= 5 %; and each
+  batch created exactly once. Then the same with no limit set on the account (a fifth of the
+  backlog), where only the 429s pace the workers: its figures are printed, with no target.
 
 The database is the bench's own (a SQLite file under bench/.data, made afresh each run; with
 --database-url, PostgreSQL, whose batch tables are emptied first).
@@ -38,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop-batches", type=int, default=250)
     parser.add_argument("--rss-batches", type=int, default=100_000)
     parser.add_argument("--pull-batches", type=int, default=10_000)
+    parser.add_argument("--paced-batches", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--database-url", default="")
     return parser.parse_args()
 
@@ -173,6 +182,44 @@ def timed_pull(  # type: ignore[no-untyped-def]
     return elapsed, math.ceil(count / 50)
 
 
+def paced_push(  # type: ignore[no-untyped-def]
+    emulator: EmulatorProcess, account, count: int, rate: float, workers: int, limit: bool
+) -> tuple[float, float, bool]:
+    """`workers` worker processes push `count` pending batches against the emulator answering
+    429 above `rate` requests a second, with the account's rate limit set to `rate` (`limit`)
+    or none: the requests a second answered, the share answered 429, and whether each batch
+    was created exactly once."""
+    from portal.models import IsometricAccount, RequestBudget
+
+    emulator.control("reset", {})
+    emulator.control("config", {"latency_ms": 20, "rate_limit_rps": rate})
+    RequestBudget.objects.filter(account=account).delete()
+    IsometricAccount.objects.filter(pk=account.pk).update(
+        request_rate_limit=rate if limit else None
+    )
+    make_pending(account, count)
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "sync_worker", "--once"],
+            cwd=ROOT,
+            env={**os.environ, "LOG_LEVEL": "WARNING"},
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.wait()
+    elapsed = time.perf_counter() - started
+    stats = emulator.control("stats")
+    requests: dict[str, dict[str, int]] = stats["requests"]  # type: ignore[assignment]
+    created: dict[str, int] = stats["created_by_supplier_reference_id"]  # type: ignore[assignment]
+    answers = [(outcome, n) for counts in requests.values() for outcome, n in counts.items()]
+    throttled = sum(n for outcome, n in answers if outcome == "429")
+    answered = sum(n for outcome, n in answers if outcome != "429")
+    once = len(created) == count and set(created.values()) == {1}
+    return answered / elapsed, throttled / (throttled + answered), once
+
+
 def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
@@ -218,6 +265,22 @@ def main() -> int:
             f"pull {args.pull_batches} ({pages} pages): {elapsed:.2f} s; / (pages x latency) "
             f"= {ratio:.3f} {verdict(ratio <= 1.15)} (target <= 1.15)"
         )
+
+        for limit, count in ((True, args.paced_batches), (False, args.paced_batches // 5)):
+            answered, throttled, once = paced_push(
+                emulator, account, count, args.rate, args.workers, limit
+            )
+            share = answered / args.rate
+            figures = (
+                f"{args.workers} workers, {count} batches, Isometric limited to {args.rate:g}/s, "
+                f"{'the account limited to the same' if limit else 'no limit on the account'}: "
+                f"{answered:.1f} requests/s answered = {share:.3f} x rate, "
+                f"{throttled:.1%} answered 429, each created once: {once}"
+            )
+            if limit:
+                passed = share >= 0.9 and throttled <= 0.05 and once
+                figures += f" {verdict(passed)} (target >= 0.9 x rate, <= 5 % 429, once)"
+            print(figures)
     finally:
         emulator.stop()
         if account:  # on a kept PostgreSQL database, the next run starts clean

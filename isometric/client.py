@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
-from typing import Self
+from typing import Protocol, Self
 from urllib.parse import quote
 
 import requests
@@ -57,9 +57,24 @@ def _user_agent() -> str:
 USER_AGENT = _user_agent()
 
 
+class Pace(Protocol):
+    """How often an organisation's clients may call Isometric, shared by all of them."""
+
+    def wait_turn(self) -> None:
+        """Return once the next request may go, or raise NotYourTurn."""
+
+    def slow_down(self, retry_after: float | None) -> None:
+        """Isometric answered 429."""
+
+
+# Told of each request: its method, path, status (None: no answer) and seconds.
+type Observer = Callable[[str, str, int | None, float], None]
+
+
 class Client:
     """Isometric's API for one organisation: its client secret and access token go on every
-    request. Methods return models and raise the errors in isometric.errors."""
+    request. Methods return models and raise the errors in isometric.errors. With a `pace`,
+    each request waits its turn."""
 
     def __init__(
         self,
@@ -69,8 +84,12 @@ class Client:
         timeout: Timeout = DEFAULT_TIMEOUT,
         deadline: float = DEFAULT_DEADLINE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        pace: Pace | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.pace = pace
+        self.observe = observe
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.timeout = (min(connect, deadline), read)
         self.deadline = deadline
@@ -229,6 +248,8 @@ class Client:
     ) -> tuple[int, bytes]:
         """The status and body of a 2xx answer; any other answer raises its error."""
         what = f"{method} {path}"
+        if self.pace is not None:
+            self.pace.wait_turn()
         started = time.monotonic()
         try:
             with deadline(self.deadline):
@@ -245,14 +266,25 @@ class Client:
                 with response:
                     content = self._read_body(what, response)
         except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
+            self._observe(method, path, None, started)
             raise transport_error(what, exc) from exc
         except ContentDecodingError:
+            self._observe(method, path, response.status_code, started)
             raise MalformedResponse(f"{what}: the response's encoding is broken") from None
-        elapsed_ms = (time.monotonic() - started) * 1000
-        log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed_ms)
+        elapsed = self._observe(method, path, response.status_code, started)
+        log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed * 1000)
         if not 200 <= response.status_code < 300:
-            raise response_error(what, response, content, self._secrets)
+            error = response_error(what, response, content, self._secrets)
+            if isinstance(error, RateLimited) and self.pace is not None:
+                self.pace.slow_down(error.retry_after)
+            raise error
         return response.status_code, content
+
+    def _observe(self, method: str, path: str, status: int | None, started: float) -> float:
+        elapsed = time.monotonic() - started
+        if self.observe is not None:
+            self.observe(method, path, status, elapsed)
+        return elapsed
 
     def _read_body(self, what: str, response: requests.Response) -> bytes:
         """The body, read a chunk at a time so that an answer too large is refused before it is

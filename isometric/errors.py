@@ -55,9 +55,22 @@ class Conflict(IsometricError):
 class RateLimited(IsometricError):
     """429. `retry_after` is in seconds, or None when the server did not say."""
 
-    def __init__(self, message: str, retry_after: float | None, status: int = 429) -> None:
+    def __init__(self, message: str, retry_after: float | None, status: int | None = 429) -> None:
         super().__init__(message, status)
         self.retry_after = retry_after
+
+
+class NotYourTurn(RateLimited):
+    """Not sent: the organisation's requests are paced (client.Pace), and its next turn is
+    further off than a caller should wait for. `retry_after`: when it comes."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            f"Not sent: the account's next turn to call Isometric is in {retry_after:.0f} s "
+            "(its requests are paced to Isometric's rate limit)",
+            retry_after,
+            status=None,
+        )
 
 
 class ServerError(IsometricError):

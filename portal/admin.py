@@ -41,7 +41,7 @@ class IsometricAccountForm(forms.ModelForm):
 
     class Meta:
         model = IsometricAccount
-        fields = ["name", "environment", "base_url", "members"]
+        fields = ["name", "environment", "base_url", "request_rate_limit", "members"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -97,7 +97,7 @@ class IsometricAccountAdmin(admin.ModelAdmin):
         "checked_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "environment", "base_url"]}),
+        (None, {"fields": ["name", "environment", "base_url", "request_rate_limit"]}),
         ("Credentials", {"fields": list(SECRET_FIELDS)}),
         ("Who uses it", {"fields": ["members"]}),
         ("Connection", {"fields": [*readonly_fields]}),

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import crypto
+from portal import crypto, proxies
 
 
 @checks.register(checks.Tags.security)
@@ -32,3 +32,21 @@ def encryption_keys(**kwargs: Any) -> list[checks.CheckMessage]:
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="portal.E002")]
     return []
+
+
+@checks.register(checks.Tags.security)
+def address_lists(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings that list addresses or networks hold nothing else."""
+    errors: list[checks.CheckMessage] = []
+    for name in ("TRUSTED_PROXIES", "METRICS_ALLOWED_ADDRESSES"):
+        try:
+            proxies.networks(getattr(settings, name))
+        except ValueError as exc:
+            errors.append(
+                checks.Error(
+                    f"{name}: {exc}.",
+                    hint="List addresses or networks, separated by commas: 10.0.0.5,10.1.0.0/16",
+                    id="portal.E003",
+                )
+            )
+    return errors

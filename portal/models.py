@@ -2,16 +2,18 @@ import base64
 import binascii
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from isometric.client import Client
+from isometric.client import Client, Pace
 from isometric.errors import AuthenticationFailed
-from portal import crypto
+from portal import crypto, metrics
 
 SANDBOX_URL = "https://api.sandbox.isometric.com/mrv/v0"
 PRODUCTION_URL = "https://api.isometric.com/mrv/v0"
@@ -77,6 +79,14 @@ class IsometricAccount(models.Model):
     pull_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_pulled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_pull_summary = models.CharField(max_length=300, blank=True, editable=False)
+    request_rate_limit = models.FloatField(
+        "Requests a second",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01)],
+        help_text="The most the sync workers send to Isometric for this account, all of them "
+        "together: its rate limit. Blank: the ISOMETRIC_RATE_LIMIT setting.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         related_name="isometric_accounts",
@@ -142,8 +152,13 @@ class IsometricAccount(models.Model):
             return f"its access token expires on {when}"
         return ""
 
+    @property
+    def rate_limit(self) -> float | None:
+        """Requests a second its workers may send (None: as many as they like)."""
+        return self.request_rate_limit or settings.ISOMETRIC_RATE_LIMIT or None
+
     @sensitive_variables()
-    def client(self) -> Client:
+    def client(self, pace: Pace | None = None) -> Client:
         """A client with the account's credentials; UnreadableCredentials when no key opens them."""
         try:
             client_secret = crypto.decrypt(self.encrypted_client_secret)
@@ -157,7 +172,27 @@ class IsometricAccount(models.Model):
             timeout=settings.ISOMETRIC_TIMEOUT,
             deadline=settings.ISOMETRIC_DEADLINE,
             max_response_bytes=settings.ISOMETRIC_MAX_RESPONSE_BYTES,
+            pace=pace,
+            observe=metrics.observe_isometric,
         )
+
+
+class RequestBudget(models.Model):
+    """The pace of the sync workers' requests to Isometric for one account, which every worker
+    thread, in every process on every machine, takes its turns from (portal/pace.py)."""
+
+    account = models.OneToOneField(
+        IsometricAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    # Seconds between two requests now: at least 1 / the account's rate limit, longer after a 429
+    # until the requests that follow bring it down again; 0 for an account with no limit.
+    interval = models.FloatField(default=0)
+    next_at = models.DateTimeField()  # the earliest the next request may go
+    # The last 429 that slowed it: the others of a burst sent before then do not slow it again.
+    slowed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: a request every {self.interval:.3f} s"
 
 
 @sensitive_variables()
@@ -196,16 +231,19 @@ class Clients:
     that pool is thread-safe. A worker may as well keep one of its own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pace: Callable[["IsometricAccount"], Pace] | None = None) -> None:
+        """`pace`: each account's clients' pace (the workers' clients take turns from the
+        account's RequestBudget; the pages' do not: an operator does not wait in a queue)."""
         self._lock = threading.Lock()
         self._clients: dict[int, tuple[datetime, Client]] = {}
+        self._pace = pace
 
     def get(self, account: IsometricAccount) -> Client:
         with self._lock:
             held = self._clients.get(account.pk)
             if held is not None and held[0] == account.updated_at:
                 return held[1]
-            client = account.client()
+            client = account.client(self._pace(account) if self._pace else None)
             self._clients[account.pk] = (account.updated_at, client)
         if held is not None:
             # A request still using it finishes: closing only drops the idle connections.

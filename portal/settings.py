@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,6 +29,10 @@ ISOMETRIC_TIMEOUT = (
 # Seconds a whole request to Isometric may take, and the largest answer read from it.
 ISOMETRIC_DEADLINE = env.float("ISOMETRIC_DEADLINE", default=20.0)
 ISOMETRIC_MAX_RESPONSE_BYTES = env.int("ISOMETRIC_MAX_RESPONSE_BYTES", default=5 * 1024 * 1024)
+# Requests a second the sync workers may send for an account, all together, unless the account
+# sets its own (0: no limit but Isometric's 429s); and the longest a request waits for its turn.
+ISOMETRIC_RATE_LIMIT = env.float("ISOMETRIC_RATE_LIMIT", default=0)
+ISOMETRIC_MAX_TURN_WAIT = env.float("ISOMETRIC_MAX_TURN_WAIT", default=10)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -55,6 +60,9 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 MIDDLEWARE = [
+    # First: the HTTPS redirect and secure cookies must not believe a spoofed scheme.
+    "portal.proxies.TrustedProxyMiddleware",
+    "portal.metrics.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,6 +181,14 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 
+# The proxies in front of the portal, by address or network (10.0.0.0/8): only their
+# X-Forwarded-Proto is believed, by the portal and by gunicorn (gunicorn.conf.py). Empty: none.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Who may read /metrics (and a worker's --metrics-port): a scrape with this bearer token, or
+# from these addresses or networks. Neither set: nobody.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=[])
+
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -181,6 +197,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # The container's health probe speaks plain HTTP from inside; everything else goes to HTTPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Believed only from TRUSTED_PROXIES (portal/proxies.py).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -191,11 +208,22 @@ if not DEBUG:
 # Error reports and DEBUG's error page leave the Isometric credentials out (see the module).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.exception_filter.CredentialsFilter"
 
+# "json": each log line a JSON object, with the fields of a request or a sync attempt.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f'LOG_FORMAT must be "plain" or "json", not {LOG_FORMAT!r}')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
@@ -219,3 +247,5 @@ SYNC_BACKOFF_CAP = env.float("SYNC_BACKOFF_CAP", default=600.0)  # seconds
 SYNC_LEASE = env.float("SYNC_LEASE", default=120.0)  # seconds
 SYNC_POLL_INTERVAL = env.float("SYNC_POLL_INTERVAL", default=0.5)  # seconds, when idle
 SYNC_PULL_INTERVAL = env.float("SYNC_PULL_INTERVAL", default=900.0)  # seconds
+# Accounts a worker pulls at once: an account whose pull is slow holds up one of them only.
+SYNC_PULL_CONCURRENCY = env.int("SYNC_PULL_CONCURRENCY", default=4)

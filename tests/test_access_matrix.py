@@ -82,6 +82,11 @@ MATRIX: dict[str, Row] = {
     "healthz /healthz":
         ("200    200    200    200    200    200    200",
          "405    405    405    405    405    405    405"),
+    # For Prometheus, with the metrics token or from an allowed address (neither here): no
+    # user, however privileged, reads it through a login.
+    "metrics /metrics":
+        ("403    403    403    403    403    403    403",
+         "405    405    405    405    405    405    405"),
     # Everyone's own time zone (POST: none, the portal's).
     "preferences /preferences/":
         ("login  200    200    200    200    200    200",
@@ -372,7 +377,9 @@ def build_world(emulator: Emulator) -> World:
             account=account,
             file_name=f"{name.lower()}-season.csv",
             status=ImportStatus.CHECKED,
-            rejected=[{"row": 2, "kind": "invalid", "values": {}, "errors": {"Mass": ["x"]}}],
+        )
+        batch_import.rejected_rows.create(
+            number=2, conflicting=False, values={}, errors={"Mass": ["x"]}
         )
         for thing in (account, facility, feedstock_type, batch, batch_import):
             objects[type(thing), target] = thing

@@ -5,9 +5,9 @@ batches.sync.queue. The worker (batches.worker) runs both; views and commands ca
 from batches.sync.pull import (
     PullFailed,
     PullResult,
+    claim_due_pull,
     pull,
-    pull_due,
-    pull_due_accounts,
+    pull_next_due,
     request_pull,
 )
 from batches.sync.push import Sent, push, send
@@ -19,9 +19,9 @@ __all__ = [
     "PullResult",
     "Sent",
     "claim_due",
+    "claim_due_pull",
     "pull",
-    "pull_due",
-    "pull_due_accounts",
+    "pull_next_due",
     "push",
     "release",
     "request_pull",

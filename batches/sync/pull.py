@@ -10,7 +10,7 @@ from typing import Any
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from batches.history import Via, batch_log_entries, changes_via, log_batch_changes
@@ -26,6 +26,7 @@ from isometric.client import Client
 from isometric.errors import IsometricError
 from isometric.models import ProductionBatch as RemoteBatch
 from portal.models import ConnectionStatus, IsometricAccount
+from portal.pace import AccountPace
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def pull(account: IsometricAccount) -> PullResult:
 
 
 def _pull_pages(account: IsometricAccount, started: datetime) -> "_Mirror":
-    with account.client() as client:
+    with account.client(AccountPace(account)) as client:
         refresh_feedstock_types(client, account)
         mirror = _Mirror(account, started)
         for page in client.iter_production_batch_pages(read_ahead=True):
@@ -103,31 +104,38 @@ def request_pull(accounts: QuerySet[IsometricAccount]) -> int:
     return accounts.update(pull_due_at=timezone.now())
 
 
-def pull_due() -> None:
-    """Pull each account whose pull is due. One that fails (its failure is recorded on it) does
-    not keep the others waiting for the next interval."""
-    for account in pull_due_accounts():
-        try:
-            pull(account)
-        except PullFailed:
-            log.warning("pull %s failed; the other accounts are pulled all the same", account.name)
+def pull_next_due() -> bool:
+    """Pull the account whose pull is the most overdue, if any is due; whether one was. Each of
+    a worker's pullers calls it in turn, so an account whose pull is slow or fails holds up one
+    puller, never the other accounts."""
+    account = claim_due_pull()
+    if account is None:
+        return False
+    try:
+        pull(account)
+    except PullFailed:
+        log.warning("pull %s failed; the other accounts are pulled all the same", account.name)
+    return True
 
 
-def pull_due_accounts() -> list[IsometricAccount]:
-    """Claim the accounts whose pull is due: each is this worker's until the next interval, so
-    several workers do not pull the same account at once."""
+def claim_due_pull() -> IsometricAccount | None:
+    """The account whose pull is the most overdue, this worker's until its next interval, so
+    that no other worker pulls it meanwhile."""
     now = timezone.now()
     next_due = now + timedelta(seconds=settings.SYNC_PULL_INTERVAL)
-    due = IsometricAccount.objects.filter(Q(pull_due_at__lte=now) | Q(pull_due_at=None)).exclude(
-        connection_status=ConnectionStatus.REJECTED
+    due = (
+        IsometricAccount.objects.filter(Q(pull_due_at__lte=now) | Q(pull_due_at=None))
+        .exclude(connection_status=ConnectionStatus.REJECTED)
+        .order_by(F("pull_due_at").asc(nulls_first=True), "pk")
     )
-    return [
-        account
-        for account in due
-        if IsometricAccount.objects.filter(pk=account.pk, pull_due_at=account.pull_due_at).update(
-            pull_due_at=next_due
-        )
-    ]
+    for account in due[:5]:
+        claimed = IsometricAccount.objects.filter(
+            pk=account.pk, pull_due_at=account.pull_due_at
+        ).update(pull_due_at=next_due)
+        if claimed:
+            account.pull_due_at = next_due
+            return account
+    return None
 
 
 def refresh_feedstock_types(client: Client, account: IsometricAccount) -> None:
@@ -357,14 +365,24 @@ def _mark_deleted(account: IsometricAccount, seen: set[str], started: datetime) 
     ).values_list("pk", "remote_id")
     gone = [pk for pk, remote_id in mirrored.iterator(chunk_size=2000) if remote_id not in seen]
     now = timezone.now()
+    marked = 0
     for chunk in batched(gone, 500):
-        ProductionBatch.objects.filter(pk__in=chunk, sync_status=SyncStatus.SYNCED).update(
-            sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
-        )
-        log_batch_changes(
-            [(pk, {"deleted_in_isometric_at": (None, now)}) for pk in chunk], Via.PULL
-        )
-    return len(gone)
+        # Those still synced by now (an operator may have saved one meanwhile), and only they
+        # get a history entry.
+        with transaction.atomic():
+            still_synced = list(
+                ProductionBatch.objects.select_for_update()
+                .filter(pk__in=chunk, sync_status=SyncStatus.SYNCED)
+                .values_list("pk", flat=True)
+            )
+            ProductionBatch.objects.filter(pk__in=still_synced).update(
+                sync_status=SyncStatus.DELETED, deleted_in_isometric_at=now, updated_at=now
+            )
+            log_batch_changes(
+                [(pk, {"deleted_in_isometric_at": (None, now)}) for pk in still_synced], Via.PULL
+            )
+        marked += len(still_synced)
+    return marked
 
 
 def _record(account: IsometricAccount, summary: str) -> None:

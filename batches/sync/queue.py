@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from batches.history import Via, log_batch_changes
+from batches.metrics import SYNC_ATTEMPTS
 from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncStatus, synced_state
 from isometric.errors import FieldError
 from isometric.http_errors import MAX_RETRY_AFTER
@@ -217,6 +218,7 @@ def record(
         message = _unstorable(batch, outcome, exc)
         retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
         attempt, held = _apply(claim, retry, started_at, seconds, deleted)
+    SYNC_ATTEMPTS.labels(attempt.outcome).inc()
     lost = "" if held else " (its lease had run out: the outcome was not applied)"
     log.info(
         "batch %s %s: %s [%s, %d ms] %s%s",
@@ -227,6 +229,15 @@ def record(
         attempt.duration_ms,
         attempt.message,
         lost,
+        extra={
+            "batch_id": batch.pk,
+            "account_id": batch.account_id,
+            "supplier_reference_id": batch.supplier_reference_id,
+            "outcome": attempt.outcome,
+            "http_status": attempt.http_status,
+            "duration_ms": attempt.duration_ms,
+            "applied": held,
+        },
     )
     return AttemptOutcome(attempt.outcome)
 

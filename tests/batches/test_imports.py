@@ -26,7 +26,13 @@ from batches.models import (
 )
 from batches.spreadsheet import TEMPLATE_COLUMNS
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_batch, make_facility, make_user
+from tests.factories import (
+    make_account,
+    make_batch,
+    make_facility,
+    make_feedstock_type,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -104,9 +110,9 @@ def test_upload_check_preview_and_import(
         1,
     )
     assert ProductionBatch.objects.count() == 0  # nothing before the operator says so
-    [rejected] = checked.rejected
-    assert (rejected["row"], rejected["kind"]) == (4, "invalid")
-    assert rejected["errors"] == {"Mass": ["Enter a number."]}
+    [rejected] = checked.rejected_rows.all()
+    assert (rejected.number, rejected.conflicting) == (4, False)
+    assert rejected.errors == {"Mass": ["Enter a number."]}
     page = operator_client.get(checked.get_absolute_url()).content.decode()
     assert "Import 2 new batches" in page and "Enter a number." in page
 
@@ -176,8 +182,8 @@ def test_a_reference_in_the_portal_with_other_values_conflicts(
     checked = work()
 
     assert (checked.new, checked.conflicting, checked.invalid) == (1, 1, 1)
-    kinds = {rejected["row"]: rejected["kind"] for rejected in checked.rejected}
-    assert kinds == {2: "conflicting", 4: "invalid"}
+    kinds = {rejected.number: rejected.conflicting for rejected in checked.rejected_rows.all()}
+    assert kinds == {2: True, 4: False}
 
 
 def test_real_files_semicolons_decimal_commas_windows_1252_and_the_portals_dates(
@@ -201,7 +207,9 @@ def test_real_files_semicolons_decimal_commas_windows_1252_and_the_portals_dates
 
     checked = work()
 
-    assert (checked.new, checked.invalid) == (1, 0), checked.rejected
+    assert (checked.new, checked.invalid) == (1, 0), list(
+        checked.rejected_rows.values_list("errors", flat=True)
+    )
 
 
 def test_an_excel_file_with_date_cells_and_number_cells(
@@ -237,7 +245,7 @@ def test_unusual_values_need_the_operators_word(
     upload(operator_client, content)
     checked = work()
     assert checked.invalid == 1
-    [reason] = checked.rejected[0]["errors"][""][1:]
+    [reason] = checked.rejected_rows.get().errors[""][1:]
     assert "over 500 tonnes" in reason
 
     upload(operator_client, content, confirm_unusual="on")
@@ -252,7 +260,7 @@ def test_a_reference_differing_only_in_case_needs_the_operators_word_too(
     upload(operator_client, content)
     checked = work()
     assert checked.invalid == 1
-    [reason] = checked.rejected[0]["errors"][""][1:]
+    [reason] = checked.rejected_rows.get().errors[""][1:]
     assert "“kiln-a-7”, which differs from this one only in capital letters" in reason
 
     upload(operator_client, content, confirm_unusual="on")
@@ -374,3 +382,34 @@ def test_a_row_whose_facility_is_removed_after_the_check_is_left_out(
 
     assert (done.status, done.imported, done.recorded_meanwhile) == (ImportStatus.IMPORTED, 1, 1)
     assert ProductionBatch.objects.get().facility == facility
+
+
+def test_another_accounts_facility_or_feedstock_type_is_no_choice(
+    operator_client: Client, facility: Facility, feedstock_type: FeedstockType
+) -> None:
+    other = make_account("Retorts Ltd")
+    theirs = make_facility("Their kiln", account=other)
+    their_feedstock = make_feedstock_type("Their straw", account=other)
+    upload(
+        operator_client,
+        csv_file(
+            [
+                row(Facility="Their kiln"),
+                row(Facility=theirs.isometric_id, Mass="2"),
+                row(Facility=str(theirs.pk), Mass="3"),
+                row(**{"Feedstock types": str(their_feedstock.pk)}, Mass="4"),
+                row(**{"Feedstock types": f"Wood chips, {their_feedstock.isometric_id}"}),
+            ]
+        ),
+    )
+
+    checked = work()
+
+    assert (checked.new, checked.invalid) == (0, 5)
+    assert [sorted(rejected.errors) for rejected in checked.rejected_rows.all()] == [
+        ["Facility"],
+        ["Facility"],
+        ["Facility"],
+        ["Feedstock types"],
+        ["Feedstock types"],
+    ]

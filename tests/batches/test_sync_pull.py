@@ -1,9 +1,13 @@
 """Pull: the account's batches in Isometric mirrored here, from the emulator over real HTTP."""
 
+import importlib
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from auditlog.models import LogEntry
 from cryptography.fernet import Fernet
+from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from batches import sync
@@ -156,6 +160,36 @@ def test_a_batch_deleted_in_isometric_is_marked_not_dropped(
     assert ProductionBatch.objects.filter(sync_status=SyncStatus.SYNCED).count() == 2
 
 
+def test_a_batch_saved_while_the_pull_marks_deletions_is_left_alone(
+    account: IsometricAccount, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = emulator.add_production_batches(2)
+    sync.pull(account)
+    ProductionBatch.objects.update(updated_at="2026-01-01T00:00:00Z")
+    for each in remote:
+        emulator.delete_production_batch(each["id"])
+    edited = ProductionBatch.objects.get(remote_id=remote[0]["id"])
+    pull = importlib.import_module("batches.sync.pull")  # the package's `pull` is the function
+    plain_batched = pull.batched
+
+    def operator_saves_first(pks: list[int], size: int) -> Any:
+        ProductionBatch.objects.filter(pk=edited.pk).update(
+            sync_status=SyncStatus.PENDING, next_attempt_at=timezone.now()
+        )
+        return plain_batched(pks, size)
+
+    monkeypatch.setattr(pull, "batched", operator_saves_first)
+
+    result = sync.pull(account)
+
+    assert result.deleted == 1
+    edited.refresh_from_db()
+    assert (edited.sync_status, edited.deleted_in_isometric_at) == (SyncStatus.PENDING, None)
+    assert not LogEntry.objects.get_for_object(edited).filter(
+        additional_data__via="pull", changes__has_key="deleted_in_isometric_at"
+    )
+
+
 def test_a_failed_pull_marks_nothing_deleted_and_says_so(
     account: IsometricAccount, emulator: Emulator
 ) -> None:
@@ -191,12 +225,12 @@ def test_a_pull_with_credentials_no_key_opens_says_so_on_the_account(
 def test_pulls_fall_due_on_schedule_or_on_request_and_are_claimed_once(
     account: IsometricAccount,
 ) -> None:
-    assert sync.pull_due_accounts() == [account]
-    assert sync.pull_due_accounts() == []
+    assert sync.claim_due_pull() == account
+    assert sync.claim_due_pull() is None
 
     sync.request_pull(IsometricAccount.objects.filter(pk=account.pk))
 
-    assert sync.pull_due_accounts() == [account]
+    assert sync.claim_due_pull() == account
 
 
 def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emulator) -> None:
@@ -204,7 +238,8 @@ def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emula
     kilns = make_account("B Kilns", emulator=emulator)
     emulator.add_production_batches(5)
 
-    sync.pull_due()
+    while sync.pull_next_due():
+        pass
 
     unreachable.refresh_from_db()
     assert unreachable.last_pull_summary.startswith("The last refresh failed")

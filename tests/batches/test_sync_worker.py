@@ -12,7 +12,8 @@ from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.worker import Worker
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
-from tests.factories import make_pending_batches
+from tests.factories import make_account, make_pending_batches
+from tests.hostile import HostileIsometric
 from tests.processes import run_manage, start_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,6 +104,62 @@ def test_two_worker_processes_over_the_same_batches_push_each_once(
     # Both took part: each logged some of the creations.
     assert all(output.count("Created in Isometric") > 0 for output in outputs)
     assert sum(output.count("Created in Isometric") for output in outputs) == 500
+
+
+def test_two_worker_processes_keep_to_the_accounts_rate_limit_together(
+    emulator: Emulator, pending_batches: FeedBatches, account: IsometricAccount
+) -> None:
+    references = pending_batches(120)
+    IsometricAccount.objects.filter(pk=account.pk).update(request_rate_limit=20)
+    emulator.configure(rate_limit_rps=20, latency_ms=5)
+    started = time.monotonic()
+
+    workers = [start_manage("sync_worker", "--once", "--concurrency", "4") for _ in range(2)]
+    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert_each_created_once(emulator, references)
+    requests = emulator.stats()["requests"]
+    assert isinstance(requests, dict)
+    posts = requests["POST /production_batches"]
+    assert posts.get("429", 0) <= 0.05 * sum(posts.values()), posts
+    # Paced, not refused: 120 requests at 20 a second, the emulator's first second's burst aside.
+    assert time.monotonic() - started >= (120 - 20) / 20
+
+
+def test_a_slow_account_and_a_failing_one_never_delay_the_other_accounts_pulls(
+    emulator: Emulator, hostile: HostileIsometric
+) -> None:
+    hostile.mode = "drip_headers"  # answers a byte a second: its pull takes the whole deadline
+    slow = make_account("A slow", base_url=hostile.base_url)  # claimed first
+    failing = make_account("B failing")  # nothing listens at its address
+    healthy = [make_account(f"Kilns {n:02}", emulator=emulator) for n in range(98)]
+    emulator.add_production_batches(3)
+    started = time.monotonic()
+
+    worker = start_manage(
+        "sync_worker", SYNC_PULL_INTERVAL=120, ISOMETRIC_DEADLINE=60, SYNC_POLL_INTERVAL=0.1
+    )
+    try:
+        _wait_for(
+            lambda: (
+                not IsometricAccount.objects.filter(
+                    pk__in=[account.pk for account in healthy], last_pulled_at=None
+                ).exists()
+            ),
+            timeout=40,
+        )
+        every_other_pulled = time.monotonic() - started
+        slow.refresh_from_db()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+
+    assert every_other_pulled < 40  # well within the interval, and the slow one's deadline
+    assert slow.last_pulled_at is None  # still at it meanwhile
+    failing.refresh_from_db()
+    assert failing.last_pull_summary.startswith("The last refresh failed")
+    assert ProductionBatch.objects.filter(account=healthy[-1]).count() == 3
 
 
 def test_sigterm_finishes_the_attempts_in_flight_then_exits(

@@ -93,6 +93,18 @@ def test_a_custom_environment_needs_a_base_url() -> None:
     assert form.errors["base_url"] == ["A custom environment needs its base URL."]
 
 
+def test_an_admin_sets_the_accounts_rate_limit_for_every_worker(admin_client: Client) -> None:
+    account = make_account(name="Char Co", client_secret=SECRET, access_token=TOKEN)
+    assert account.rate_limit is None  # none by default: only Isometric's 429s slow it down
+
+    admin_client.post(change_url(account), account_form(request_rate_limit="8"))
+
+    account.refresh_from_db()
+    assert account.rate_limit == 8
+    refused = IsometricAccountForm(data=account_form(name="Other Co", request_rate_limit="0"))
+    assert list(refused.errors) == ["request_rate_limit"]
+
+
 def test_the_admin_log_names_changed_fields_without_their_values(admin_client: Client) -> None:
     account = make_account(name="Char Co")
     admin_client.post(change_url(account), account_form(access_token="", client_secret=SECRET))

@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batches.worker import Worker
+from portal.metrics import serve_worker_metrics
 
 
 class Command(BaseCommand):
@@ -19,10 +20,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--once", action="store_true", help="push everything due, then exit (for cron)"
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve the worker's metrics for Prometheus on this port (see METRICS_TOKEN)",
+        )
 
-    def handle(self, *args: Any, concurrency: int, once: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, concurrency: int, once: bool, metrics_port: int | None, **options: Any
+    ) -> None:
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
+        if metrics_port is not None:
+            serve_worker_metrics(metrics_port)
         worker = Worker(concurrency, once=once)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())

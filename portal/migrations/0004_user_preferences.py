@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0002_secrets_changed_at'),
+        ('portal', '0003_request_budget'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

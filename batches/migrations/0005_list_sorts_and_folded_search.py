@@ -8,7 +8,7 @@ import batches.search
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("batches", "0003_batch_imports"),
+        ("batches", "0004_rejected_rows_table"),
     ]
 
     operations = [

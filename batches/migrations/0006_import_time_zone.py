@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0004_list_sorts_and_folded_search'),
+        ('batches', '0005_list_sorts_and_folded_search'),
     ]
 
     operations = [
