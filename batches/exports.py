@@ -36,17 +36,19 @@ FIELDS = (
 Value = str | Decimal | datetime | None
 
 
-def download(batches: QuerySet[ProductionBatch], file_format: str) -> StreamingHttpResponse:
-    """The file of `batches` in `file_format` (CSV or XLSX), as a response streamed to the
-    browser, named after today's date."""
+def download(
+    batches: QuerySet[ProductionBatch], file_format: str, sort: selectors.Sort
+) -> StreamingHttpResponse:
+    """The file of `batches` in `file_format` (CSV or XLSX), in the list's order `sort`, as a
+    response streamed to the browser, named after today's date."""
     filename = f"batches-{timezone.localdate():%Y-%m-%d}.{file_format}"
     headers = [column.header for column in EXPORT_COLUMNS]
     if file_format == XLSX:
-        return spreadsheet.xlsx_download(filename, headers, rows(batches))
-    return spreadsheet.csv_download(filename, headers, rows(batches))
+        return spreadsheet.xlsx_download(filename, headers, rows(batches, sort))
+    return spreadsheet.csv_download(filename, headers, rows(batches, sort))
 
 
-def rows(batches: QuerySet[ProductionBatch]) -> Iterator[list[Value]]:
+def rows(batches: QuerySet[ProductionBatch], sort: selectors.Sort) -> Iterator[list[Value]]:
     """Each batch's values in the order of EXPORT_COLUMNS: text, decimals, naive datetimes in
     the portal's time zone, or None."""
     batches = (
@@ -54,7 +56,7 @@ def rows(batches: QuerySet[ProductionBatch]) -> Iterator[list[Value]]:
         .only(*FIELDS)
         .prefetch_related(Prefetch("feedstock_types", queryset=FeedstockType.objects.only("name")))
     )
-    for batch in selectors.in_chunks(batches, CHUNK_SIZE):
+    for batch in selectors.in_chunks(batches, CHUNK_SIZE, sort):
         yield [_value(batch, column.key) for column in EXPORT_COLUMNS]
 
 

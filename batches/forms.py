@@ -1,5 +1,6 @@
+import re
 import secrets
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
+from django.forms.models import model_to_dict
 from django.forms.utils import ErrorDict
 from django.utils import timezone
 
@@ -25,10 +27,14 @@ from batches.models import (
     SyncStatus,
 )
 from batches.remote import PAGE_SIZES, PageRequest
-from batches.selectors import Cursor, InvalidCursor
+from batches.selectors import DEFAULT_SORT, Cursor, InvalidCursor, Sort
 from portal.models import IsometricAccount
 
 DUPLICATE_REFERENCE = "Another batch already has this supplier reference. Choose a different one."
+REFERENCE_IN_OTHER_CASE = (
+    "Another batch of this account has the supplier reference “{other}”, which differs from "
+    "this one only in capital letters."
+)
 GENERATED_REFERENCE_HELP = (
     "Generated for this batch. You may replace it with your own unique reference."
 )
@@ -76,6 +82,33 @@ def reference_taken(
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     return taken.exists()
+
+
+# What "copy from my last batch" fills in: all but what is each batch's own, its reference,
+# display name and times.
+COPIED_FIELDS = [
+    "account",
+    "facility",
+    "feedstock_types",
+    "mass_magnitude",
+    "mass_unit",
+    "mass_standard_deviation",
+]
+
+
+def initial_from_last(last: ProductionBatch | None, copy: bool) -> dict[str, Any]:
+    """A new batch form's values from the user's last batch: its account and facility, and
+    with `copy` the rest of COPIED_FIELDS too."""
+    if last is None:
+        return {}
+    if not copy:
+        return {"account": last.account_id, "facility": last.facility_id}
+    values = model_to_dict(last, fields=COPIED_FIELDS)
+    # As typed: "7.25", not the column's "7.250000".
+    return {
+        name: f"{value.normalize():f}" if isinstance(value, Decimal) else value
+        for name, value in values.items()
+    }
 
 
 def generate_supplier_reference_id(started_at: datetime | None) -> str:
@@ -146,6 +179,8 @@ class AccountRows:
     facilities: Mapping[int, Facility]
     feedstock_types: Mapping[int, FeedstockType]
     taken_references: Container[str]
+    # The account's references that read as one of these once folded (with_references_alike).
+    alike_references: Collection[str]
 
 
 def is_row_id(value: object) -> bool:
@@ -193,7 +228,6 @@ class ProductionBatchForm(forms.ModelForm):
         help_texts = {
             "supplier_reference_id": "Your own unique reference. Leave blank to get one generated.",
             "display_name": "Leave blank and Isometric names it after the facility.",
-            "started_at": "In the portal's time zone.",
         }
         widgets = {
             "feedstock_types": forms.CheckboxSelectMultiple,
@@ -236,6 +270,9 @@ class ProductionBatchForm(forms.ModelForm):
             unit_field.choices = [(unit, unit) for unit in units]
         if not self.instance.pk:
             self.initial.setdefault("mass_unit", units[0])
+        if "started_at" in self.fields:
+            zone = timezone.get_current_timezone_name()
+            self.fields["started_at"].help_text = f"Times are in {zone}."
         if not self.is_bound and not self.instance.pk and "supplier_reference_id" in self.fields:
             # Generated when the form is shown, not when it is saved: the same form posted
             # again (Back, a double click) carries the same reference, so it is recognised.
@@ -295,7 +332,8 @@ class ProductionBatchForm(forms.ModelForm):
         self._errors = ErrorDict()
         for field, message in errors:
             name = field if field in self.fields else NON_FIELD_ERRORS
-            self._errors.setdefault(name, self.error_class()).append(f"Isometric: {message}")
+            sentence = refusal_sentence(message or "")
+            self._errors.setdefault(name, self.error_class()).append(sentence)
 
     def clean_started_at(self) -> datetime:
         return _plausible_moment(self.cleaned_data["started_at"])
@@ -328,11 +366,31 @@ class ProductionBatchForm(forms.ModelForm):
         elif not reference and "supplier_reference_id" not in self.errors:
             cleaned["supplier_reference_id"] = generate_supplier_reference_id(started_at)
         self.unusual = unusual_values(cleaned)
+        if reference and account and "supplier_reference_id" not in self.errors:
+            self.unusual += self._references_alike(reference, account)
         if self.unusual and not cleaned.get("confirm_unusual"):
             self.add_error(
                 None, "Some values are unusual. Check them, then confirm them below to save."
             )
         return cleaned
+
+    def _references_alike(self, reference: str, account: IsometricAccount) -> list[str]:
+        """A new or changed reference that another batch of the account has in other case:
+        easily a typing slip, though Isometric takes both."""
+        if self.instance.pk and "supplier_reference_id" not in self.changed_data:
+            return []
+        if self.preloaded is not None:
+            others: Iterable[str] = self.preloaded.alike_references
+        else:
+            alike = ProductionBatch.objects.with_references_alike(account.pk, [reference])
+            if self.instance.pk:
+                alike = alike.exclude(pk=self.instance.pk)
+            others = alike.values_list("supplier_reference_id", flat=True)
+        return [
+            REFERENCE_IN_OTHER_CASE.format(other=other)
+            for other in sorted(set(others))
+            if other != reference and other.casefold() == reference.casefold()
+        ]
 
     def _reference_taken(self, reference: str, account: IsometricAccount) -> bool:
         if self.preloaded is not None:
@@ -419,12 +477,39 @@ def mass_in_tonnes(mass: Decimal, unit: str | None) -> Decimal:
 
 
 def rejection_by_label(batch: ProductionBatch) -> list[tuple[str, str]]:
-    """Isometric's reasons for refusing the batch, each under its form field's label."""
+    """Isometric's reasons for refusing the batch, as sentences, each under its form field's
+    label."""
     fields = ProductionBatchForm.base_fields
     return [
-        (str(fields[field].label) if field in fields else "Batch", message or "")
+        (str(fields[field].label) if field in fields else "Batch", refusal_sentence(message or ""))
         for field, message in batch.rejection_errors
     ]
+
+
+# Isometric's reasons for refusing a value (pydantic's messages, as FastAPI words them, and
+# Isometric's own), as sentences an operator reads at the field.
+_REFUSALS = [
+    (r"Field required", "Isometric needs a value here."),
+    (r"String should have at least (\d+ characters?)", "Isometric needs at least {} here."),
+    (r"String should have at most (\d+ characters?)", "Isometric takes at most {} here."),
+    (r"List should have at least (\d+ items?)", "Isometric needs at least {} here."),
+    (r"Input should be a valid (?:number|integer|decimal)", "Isometric needs a number here."),
+    (r"Input should be a valid (?:datetime|date)", "Isometric needs a date and time here."),
+    (
+        r"Input should be (greater|less) than ((?:or equal to )?\S+)",
+        "Isometric needs a value {} than {}.",
+    ),
+    (r"(Facility|Feedstock type) not found", "Isometric does not know this {}."),
+]
+
+
+def refusal_sentence(message: str) -> str:
+    """One of Isometric's reasons as a sentence; a reason it words otherwise is quoted."""
+    for pattern, sentence in _REFUSALS:
+        if found := re.match(pattern, message):
+            return sentence.format(*(group.lower() for group in found.groups()))
+    reason = message.removeprefix("Value error, ").strip().rstrip(".") or "no reason given"
+    return f"Isometric refused this: {reason}."
 
 
 def _storable_mass(mass: Decimal) -> Decimal:
@@ -494,6 +579,19 @@ class VoidForm(forms.Form):
     )
 
 
+# The list's orders (batches.selectors.SORTS) as the operator reads them.
+SORT_CHOICES = [
+    ("-start", "Newest first"),
+    ("start", "Oldest first"),
+    ("-mass", "Heaviest first"),
+    ("mass", "Lightest first"),
+    ("facility", "Facility, A to Z"),
+    ("-facility", "Facility, Z to A"),
+    ("status", "Status, A to Z"),
+    ("-status", "Status, Z to A"),
+]
+
+
 class BatchFilterForm(forms.Form):
     """The list's search, filters and page. Invalid values are reported at the field and
     ignored."""
@@ -520,6 +618,8 @@ class BatchFilterForm(forms.Form):
     started_to = forms.DateField(
         label="Started until", required=False, widget=DateInput, validators=DATE_BOUNDS
     )
+    # The column headers' links choose it too (a phone shows no headers).
+    sort = forms.ChoiceField(label="Sort", choices=SORT_CHOICES, required=False)
     # Where the page starts: not shown, carried by the pager's links.
     after = forms.CharField(required=False, widget=forms.HiddenInput)
     before = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -533,10 +633,25 @@ class BatchFilterForm(forms.Form):
         feedstock_type.queryset = FeedstockType.objects.filter(account__in=accounts)
 
     def clean_after(self) -> Cursor | None:
-        return _cursor(self.cleaned_data["after"])
+        return self._cursor(self.cleaned_data["after"])
 
     def clean_before(self) -> Cursor | None:
-        return _cursor(self.cleaned_data["before"])
+        return self._cursor(self.cleaned_data["before"])
+
+    def _cursor(self, token: str) -> Cursor | None:
+        if not token:
+            return None
+        try:
+            return self.chosen_sort().cursor(token)
+        except InvalidCursor:
+            raise forms.ValidationError("That page link is not valid any more.") from None
+
+    def chosen_sort(self) -> Sort:
+        """The order asked for (the newest first unless a valid one was)."""
+        facility = self.fields["facility"]
+        assert isinstance(facility, forms.ModelChoiceField)
+        value = self.cleaned_data.get("sort") or DEFAULT_SORT.value
+        return Sort.of(value, facility.queryset)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -554,7 +669,7 @@ class BatchFilterForm(forms.Form):
         return {
             name: value
             for name, value in self.cleaned_data.items()
-            if value not in (None, "") and name not in ("after", "before")
+            if value not in (None, "") and name not in ("sort", "after", "before")
         }
 
 
@@ -608,15 +723,6 @@ class BulkRetryForm(forms.Form):
         field.queryset = batches
 
 
-def _cursor(token: str) -> Cursor | None:
-    if not token:
-        return None
-    try:
-        return Cursor.decode(token)
-    except InvalidCursor:
-        raise forms.ValidationError("That page link is not valid any more.") from None
-
-
 class RemoteBatchesForm(forms.Form):
     """What the "In Isometric" page shows: which account, how many a page, which reference.
     Invalid values are reported at the field and the defaults used instead."""
@@ -634,6 +740,12 @@ class RemoteBatchesForm(forms.Form):
         required=False,
     )
     ref = forms.CharField(label="Supplier reference", required=False, max_length=100, strip=True)
+    order = forms.ChoiceField(
+        label="Order",
+        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+        required=False,
+        help_text="By upload to Isometric, which has no other order.",
+    )
     # Isometric's page markers, carried by the pager's links.
     after = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
     before = forms.CharField(required=False, max_length=MAX_CURSOR, widget=forms.HiddenInput)
@@ -641,6 +753,7 @@ class RemoteBatchesForm(forms.Form):
     def __init__(self, data: Any, accounts: list[IsometricAccount]) -> None:
         data = data.copy()
         data.setdefault("size", str(DEFAULT_REMOTE_PAGE_SIZE))
+        data.setdefault("order", "newest")
         super().__init__(data, label_suffix="")
         self.accounts = accounts
         account_field = self.fields["account"]
@@ -670,4 +783,5 @@ class RemoteBatchesForm(forms.Form):
             after="" if before else self.cleaned_data.get("after", ""),
             before=before,
             supplier_reference_id=self.cleaned_data.get("ref", ""),
+            newest_first=self.cleaned_data.get("order") != "oldest",
         )

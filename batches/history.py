@@ -54,6 +54,8 @@ UNTRACKED = [
     "created_at",
     "updated_at",
 ]
+# Isometric's ids: the batch's page keeps them in its technical details, out of its timeline.
+TECHNICAL = ["remote_id", "replaced_remote_id"]
 # The fields' names as the batch's page calls them.
 LABELS = {
     "supplier_reference_id": "Supplier reference",

@@ -63,6 +63,7 @@ def upload(
         file_name=(file.name or "upload")[:255],
         content=file.read(),
         confirm_unusual=confirm_unusual,
+        time_zone=timezone.get_current_timezone_name(),
     )
 
 
@@ -71,10 +72,12 @@ def process_due() -> bool:
     batch_import = _claim()
     if batch_import is None:
         return False
-    if batch_import.status == ImportStatus.CHECKING:
-        check(batch_import)
-    else:
-        import_rows(batch_import)
+    # The batch form reads the file's times as the uploader's own form would.
+    with timezone.override(batch_import.time_zone or None):
+        if batch_import.status == ImportStatus.CHECKING:
+            check(batch_import)
+        else:
+            import_rows(batch_import)
     return True
 
 
@@ -332,13 +335,21 @@ class RowChecker:
         """The rows' outcomes, in order. The batches already holding their references are read
         for all of them at once, and so are the account's choices, rather than by each form."""
         data = [self.form_data(row) for row in rows]
+        references = [each["supplier_reference_id"] for each in data]
+        account_id = self.accounts[0].pk
         existing = {
             batch.supplier_reference_id: batch
             for batch in ProductionBatch.objects.with_references(
-                self.accounts[0].pk, [each["supplier_reference_id"] for each in data]
+                account_id, references
             ).prefetch_related("feedstock_types")
         }
-        preloaded = AccountRows(self.facility_rows, self.feedstock_rows, existing.keys())
+        alike = ProductionBatch.objects.with_references_alike(account_id, references)
+        preloaded = AccountRows(
+            self.facility_rows,
+            self.feedstock_rows,
+            existing.keys(),
+            list(alike.values_list("supplier_reference_id", flat=True)),
+        )
         return [self._check(each, preloaded, existing) for each in data]
 
     def _check(

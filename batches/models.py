@@ -7,10 +7,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Coalesce, Concat, Lower
+from django.db.models import F
+from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 
+from batches.folding import Folded, fold
 from isometric.models import Mass, NewProductionBatch
 from isometric.models import ProductionBatch as RemoteBatch
 
@@ -112,6 +114,16 @@ class BatchQuerySet(models.QuerySet["ProductionBatch"]):
             .order_by()
         )
 
+    def with_references_alike(self, account_id: int, references: Iterable[str]) -> Self:
+        """The account's batches whose reference reads as one of these once folded (without
+        accents, in lower case: batches.folding), found through batch_reference_folded_idx."""
+        return (
+            self.filter(account_id=account_id)
+            .alias(folded_reference=Folded("supplier_reference_id"))
+            .filter(folded_reference__in={fold(reference) for reference in references})
+            .order_by()
+        )
+
 
 class ProductionBatch(models.Model):
     """A production batch, stored here first; the row is also the sync worker's outbox entry."""
@@ -186,9 +198,10 @@ class ProductionBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # One lower-cased column for search, kept by the database itself so bulk writes keep it too.
+    # One column for search, folded (no accents, lower case), kept by the database itself so
+    # bulk writes keep it too.
     search_text = models.GeneratedField(
-        expression=Lower(
+        expression=Folded(
             Concat(
                 "display_name",
                 models.Value(" "),
@@ -222,6 +235,12 @@ class ProductionBatch(models.Model):
                 fields=["facility", "started_at", "sync_status", "mass_unit", "mass_magnitude"],
                 name="batch_production_idx",
             ),
+            # References that differ only in case or accents, which the batch form warns of.
+            models.Index(
+                F("account"), Folded("supplier_reference_id"), name="batch_reference_folded_idx"
+            ),
+            # The list sorted by mass (either way: an index is read in both directions).
+            models.Index(fields=["mass_magnitude", "started_at", "id"], name="batch_mass_idx"),
             # The worker's queue: only rows still to be sent, in the order they fall due.
             models.Index(
                 fields=["next_attempt_at"],
@@ -277,9 +296,9 @@ class ProductionBatch(models.Model):
         if self.void_reason:
             return "Voiding: deleting it in Isometric"
         if self.remote_id:
-            return f"Correcting: deleting {self.remote_id} in Isometric, then sending it again"
+            return "Correcting: deleting Isometric's copy, then sending the batch again"
         if self.replaced_remote_id:
-            return f"Correcting: {self.replaced_remote_id} deleted, sending the corrected batch"
+            return "Correcting: Isometric's old copy deleted, sending the corrected batch"
         return ""
 
     @property
@@ -472,6 +491,8 @@ class BatchImport(models.Model):
     content = models.BinaryField()
     # The operator's word that unusual values in the file (see the batch form) are right.
     confirm_unusual = models.BooleanField(default=False)
+    # The time zone the file's times are read in: the uploader's when they uploaded it.
+    time_zone = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=ImportStatus, default=ImportStatus.CHECKING)
     # A worker's lease on it while checking or importing: one that dies leaves it to another.
     claimed_until = models.DateTimeField(null=True, blank=True)

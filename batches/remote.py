@@ -27,10 +27,14 @@ CLIENTS = Clients()
 
 @dataclass(frozen=True)
 class PageRequest:
+    """A page of "In Isometric": `after` and `before` are Isometric's cursors of the pages
+    next to it in the order shown (Isometric's own, or its reverse when `newest_first`)."""
+
     size: int
     after: str = ""
     before: str = ""
     supplier_reference_id: str = ""
+    newest_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,17 @@ def remote_page(account: IsometricAccount, request: PageRequest) -> RemotePage:
     """One page of the account's batches in Isometric, each with the portal's copy and name for
     its facility. The caller has checked that the user is a member of the account, so its
     batches are theirs to see. Raises RemoteUnavailable when Isometric gives no page."""
+    # Isometric's API has no order parameter, and lists batches in the order they were
+    # uploaded. The newest first are its list read from the end: the first page is its `last`,
+    # older pages go `before` in its list, newer ones `after`.
+    backwards = bool(request.before) != request.newest_first
+    cursor = request.after or request.before or None
     try:
         page = CLIENTS.get(account).list_production_batches(
-            first=None if request.before else request.size,
-            after=request.after or None,
-            last=request.size if request.before else None,
-            before=request.before or None,
+            first=None if backwards else request.size,
+            after=None if backwards else cursor,
+            last=request.size if backwards else None,
+            before=cursor if backwards else None,
             supplier_reference_id=request.supplier_reference_id or None,
         )
     except UnreadableCredentials as exc:
@@ -79,20 +88,23 @@ def remote_page(account: IsometricAccount, request: PageRequest) -> RemotePage:
         )
     )
     facility_names = dict(account.facilities.values_list("isometric_id", "name"))
+    rows = [
+        RemoteRow(
+            batch, facility_names.get(batch.facility_id, batch.facility_id), local_ids.get(batch.id)
+        )
+        for batch in page.nodes
+    ]
     info = page.page_info
+    later = info.end_cursor if info.has_next_page else None
+    earlier = info.start_cursor if info.has_previous_page else None
+    if request.newest_first:
+        rows, later, earlier = rows[::-1], earlier, later
     return RemotePage(
-        rows=[
-            RemoteRow(
-                batch,
-                facility_names.get(batch.facility_id, batch.facility_id),
-                local_ids.get(batch.id),
-            )
-            for batch in page.nodes
-        ],
+        rows=rows,
         unreadable=page.unreadable,
         total_count=page.total_count,
-        next_cursor=info.end_cursor if info.has_next_page else None,
-        previous_cursor=info.start_cursor if info.has_previous_page else None,
+        next_cursor=later,
+        previous_cursor=earlier,
     )
 
 

@@ -1,4 +1,5 @@
-"""Substring search over a batch's display name, supplier reference and Isometric id.
+"""Substring search over a batch's display name, supplier reference and Isometric id, whatever
+the accents and the case (the text and the term are folded alike: batches.folding).
 
 The database indexes `ProductionBatch.search_text` by trigrams so that a rare term is found
 without reading every row: PostgreSQL with a pg_trgm GIN index (its planner picks between that
@@ -12,8 +13,8 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet, Value
-from django.db.models.functions import Lower
 
+from batches.folding import SQLITE_FUNCTION, Folded
 from batches.models import ProductionBatch
 
 TABLE = ProductionBatch._meta.db_table
@@ -59,6 +60,16 @@ def ensure_search_index(using: str = "default", **kwargs: Any) -> None:
                 cursor.execute("INSERT INTO batches_search(batches_search) VALUES ('rebuild')")
 
 
+def drop_search_index(apps: Any, schema_editor: Any) -> None:
+    """For a migration that changes the searched column: SQLite refuses to drop a column its
+    triggers read, and the trigram table would keep the old text. ensure_search_index builds
+    them anew after the migration."""
+    if schema_editor.connection.vendor == "sqlite":
+        for trigger in ("insert", "delete", "update"):
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS batches_search_{trigger}")
+        schema_editor.execute("DROP TABLE IF EXISTS batches_search")
+
+
 def _sqlite_search_objects(connection: BaseDatabaseWrapper) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -69,15 +80,14 @@ def _sqlite_search_objects(connection: BaseDatabaseWrapper) -> int:
 
 
 def matching(batches: QuerySet[ProductionBatch], term: str) -> QuerySet[ProductionBatch]:
-    """The batches whose search text contains `term`, whatever the case of the letters the
-    database folds. It lowers the term as it lowered the text: SQLite's lower() changes ASCII
-    letters only, so a term lowered by Python missed "É" in SQLite's copy of "ÉTÉ"."""
+    """The batches whose search text contains `term`, whatever its accents and case. The
+    database folds the term as it folded the text, with the same function."""
     connection = connections[batches.db]
     if connection.vendor == "sqlite" and len(term) >= 3 and _plain(term):
         ids = _sqlite_trigram_matches(connection, term)
         if len(ids) < RARE_TERM_LIMIT:
             return batches.filter(pk__in=ids)
-    return batches.filter(search_text__contains=Lower(Value(term)))
+    return batches.filter(search_text__contains=Folded(Value(term)))
 
 
 def _plain(term: str) -> bool:
@@ -91,8 +101,8 @@ def _sqlite_trigram_matches(connection: BaseDatabaseWrapper, term: str) -> list[
     # GLOB, because the trigram index serves it (_plain: the term has no wildcards).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT rowid FROM batches_search WHERE search_text GLOB '*' || lower(%s) || '*' "
-            "LIMIT %s",
+            "SELECT rowid FROM batches_search "
+            f"WHERE search_text GLOB '*' || {SQLITE_FUNCTION}(%s) || '*' LIMIT %s",
             [term, RARE_TERM_LIMIT],
         )
         return [row[0] for row in cursor.fetchall()]

@@ -1,5 +1,3 @@
-from urllib.parse import urlencode
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -19,6 +17,7 @@ from batches.forms import (
     VoidForm,
     differences,
     generate_supplier_reference_id,
+    initial_from_last,
     rejection_by_label,
 )
 from batches.history import Via, changes_via
@@ -45,21 +44,46 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
         messages.warning(request, _STALE_PAGE)
     visible = selectors.visible_batches(request.user)
     batches = selectors.filtered_batches(visible, filter_form.filters())
+    sort = filter_form.chosen_sort()
     page = selectors.batch_page(
         batches,
         settings.BATCH_PAGE_SIZE,
+        sort,
         after=filter_form.cleaned_data.get("after"),
         before=filter_form.cleaned_data.get("before"),
     )
-    context = {"filter_form": filter_form, "page": page, "query": _query_without_cursor(request)}
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "sort": sort,
+        "headers": _sort_headers(request, sort),
+        "total": selectors.capped_count(batches),
+        "count_cap": selectors.COUNT_CAP,
+    }
     if _wants_fragment(request):
         return render(request, "batches/list.html#results", context)
     context.update(
         counts=selectors.attention_counts(visible),
-        count_cap=selectors.COUNT_CAP,
         last_pulled_at=selectors.last_pulled_at(request_accounts(request)),
     )
     return render(request, "batches/list.html", context)
+
+
+def _sort_headers(request: HttpRequest, sort: selectors.Sort) -> dict[str, dict[str, str]]:
+    """Each sortable column's header: the list's address sorted by it (from the first page),
+    and how the list is sorted by it now ("ascending", "descending" or "")."""
+    headers = {}
+    for column in selectors.SortColumn:
+        query = request.GET.copy()
+        for key in ("after", "before"):
+            query.pop(key, None)
+        query["sort"] = sort.by(column)
+        sorted_now = ""
+        if column == sort.column:
+            sorted_now = "descending" if sort.descending else "ascending"
+        headers[column.value] = {"query": query.urlencode(), "sorted": sorted_now}
+    return headers
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -70,7 +94,7 @@ def batch_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if not form.is_valid() and "format" in form.errors:
         return HttpResponseBadRequest(form.errors["format"].as_text(), content_type="text/plain")
     batches = selectors.filtered_batches(selectors.visible_batches(request.user), form.filters())
-    return exports.download(batches, form.cleaned_data["format"])
+    return exports.download(batches, form.cleaned_data["format"], form.chosen_sort())
 
 
 @permission_required("batches.view_productionbatch", raise_exception=True)
@@ -121,9 +145,12 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         .prefetch_related("feedstock_types"),
         pk=pk,
     )
+    timeline = selectors.batch_timeline(batch, TIMELINE_SHOWN)
     context = {
         "batch": batch,
-        "timeline": selectors.batch_timeline(batch, TIMELINE_SHOWN),
+        "timeline": timeline,
+        # Their HTTP statuses, times and Isometric's own words, for the technical details.
+        "attempts": [entry for entry in timeline if isinstance(entry, selectors.Attempt)],
         "rejection": rejection_by_label(batch),
     }
     template = "batches/detail.html#batch" if _wants_fragment(request) else "batches/detail.html"
@@ -180,11 +207,13 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and not reference:
         # The form's address carries its generated reference, so going Back shows the same
         # one even when the browser fetches the page anew and restores only what was typed.
-        query = urlencode({"reference": generate_supplier_reference_id(None)})
-        return redirect(f"{request.path}?{query}")
-    form = ProductionBatchForm(
-        request.POST or None, accounts=accounts, initial={"supplier_reference_id": reference}
-    )
+        query = request.GET.copy()
+        query["reference"] = generate_supplier_reference_id(None)
+        return redirect(f"{request.path}?{query.urlencode()}")
+    last = selectors.last_recorded(request.user)
+    copy = request.GET.get("copy") == "last" and last is not None
+    initial = {**initial_from_last(last, copy), "supplier_reference_id": reference}
+    form = ProductionBatchForm(request.POST or None, accounts=accounts, initial=initial)
     if request.method == "POST":
         if form.is_valid() and (batch := save_batch(form, request.user)):
             messages.success(request, f"Batch {batch.supplier_reference_id} saved.")
@@ -192,7 +221,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         if earlier := earlier_submission(form, request.user):
             messages.info(request, "This batch was already recorded; here it is.")
             return redirect(earlier)
-    return render(request, "batches/form.html", {"form": form})
+    return render(request, "batches/form.html", {"form": form, "last_batch": last, "copied": copy})
 
 
 @permission_required("batches.change_productionbatch", raise_exception=True)

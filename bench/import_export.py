@@ -191,6 +191,7 @@ def child(kind: str, count: int) -> None:
     configure(os.environ["DATABASE_URL"], fresh=False)
     from batches import exports
     from batches.models import ProductionBatch
+    from batches.selectors import DEFAULT_SORT
 
     if kind == "import":
         from batches.models import BatchImport
@@ -205,7 +206,7 @@ def child(kind: str, count: int) -> None:
     else:
         batches = ProductionBatch.objects.all()
         baseline = _rss_mb()
-        response = exports.download(batches, kind.removeprefix("export-"))
+        response = exports.download(batches, kind.removeprefix("export-"), DEFAULT_SORT)
         for _ in response:  # as a WSGI server sends it
             pass
     print(json.dumps({"baseline": baseline, "peak": _peak_mb()}))

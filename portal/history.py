@@ -3,7 +3,7 @@ label with its old and new values as text (related rows by name, choices by labe
 the portal's time zone). Accounts' history lives here; batches' in batches.history."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -109,18 +109,26 @@ def changes(
     entries: Sequence[LogEntry],
     model: type[models.Model],
     via_labels: Mapping[str, str] | None = None,
+    left_out: Collection[str] = (),
 ) -> list[Change]:
     """Entries of one model's rows, newest first, as changes: consecutive entries of one
-    operation on one row as one. The rows they name are looked up in a query per model named."""
+    operation on one row as one, without the fields `left_out`. The rows they name are looked up
+    in a query per model named."""
     names = _related_names(model, entries)
     operations = groupby(
         entries, key=lambda entry: (entry.object_pk, entry.cid or f"entry {entry.pk}")
     )
-    return [_change(model, list(group), names, via_labels or {}) for _, group in operations]
+    return [
+        _change(model, list(group), names, via_labels or {}, left_out) for _, group in operations
+    ]
 
 
 def _change(
-    model: type[models.Model], entries: list[LogEntry], names: Names, via_labels: Mapping[str, str]
+    model: type[models.Model],
+    entries: list[LogEntry],
+    names: Names,
+    via_labels: Mapping[str, str],
+    left_out: Collection[str],
 ) -> Change:
     actions = {entry.action for entry in entries}
     action = next((ACTIONS[each] for each in (CREATE, DELETE) if each in actions), ACTIONS[UPDATE])
@@ -128,6 +136,8 @@ def _change(
     links: dict[str, tuple[set[str], set[str]]] = {}  # unlinked, linked
     for entry in reversed(entries):  # oldest first: a field changed twice ends at its last value
         for name, change in (entry.changes or {}).items():
+            if name in left_out:
+                continue
             if isinstance(change, dict):  # auditlog's many-to-many format
                 unlinked, linked = links.setdefault(name, (set(), set()))
                 (unlinked if change["operation"] == "delete" else linked).update(change["objects"])
@@ -198,7 +208,8 @@ def _text(field: Any, value: Any, names: Names) -> str:
         if timezone.is_naive(moment):  # auditlog keeps moments as naive UTC
             moment = moment.replace(tzinfo=UTC)
         precise = moment.second or moment.microsecond  # not a time typed in by the minute
-        return date_format(timezone.localtime(moment), "j M Y H:i:s" if precise else "j M Y H:i")
+        shown = "j M Y H:i:s T" if precise else "j M Y H:i T"
+        return date_format(timezone.localtime(moment), shown)
     if isinstance(field, models.DecimalField):
         return f"{Decimal(str(value)).normalize():f}"
     if isinstance(field, models.BooleanField):

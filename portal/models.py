@@ -255,3 +255,19 @@ class Clients:
             held, self._clients = list(self._clients.values()), {}
         for _, client in held:
             client.close()
+
+
+class UserPreferences(models.Model):
+    """How the portal shows itself to one user: the time zone its times are shown and read in
+    ("" for the portal's own, settings.TIME_ZONE)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "user preferences"
+
+    def __str__(self) -> str:
+        return f"{self.user}'s preferences"

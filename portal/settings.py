@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Who must give a second factor is led to it from every page (portal/second_factor.py).
     "portal.second_factor.SecondFactorMiddleware",
+    # Times in the user's own zone, if they chose one.
+    "portal.time_zones.user_time_zone",
     # Every change it logs names the request's user.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

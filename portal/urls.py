@@ -9,6 +9,7 @@ urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics.export, name="metrics"),
+    path("preferences/", views.preferences, name="preferences"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("second-factor/", second_factor_views.verify, name="second_factor"),

@@ -100,6 +100,10 @@ MATRIX: dict[str, Row] = {
     "second_factor_recovery_codes /second-factor/recovery-codes/":
         ("login  302    302    302    302    200    200",
          "login  302    302    302    302    200    200"),
+    # Everyone's own time zone (POST: none, the portal's).
+    "preferences /preferences/":
+        ("login  200    200    200    200    200    200",
+         "login  302    302    302    302    302    302"),
     "login /login/":
          "200    302    302    302    302    302    302",
     "logout /logout/":

@@ -37,6 +37,7 @@ from isometric.errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
+    RepeatedCursor,
     ServerError,
     TransportError,
     ValidationFailed,
@@ -179,11 +180,36 @@ class _Attempt:
         if isinstance(exc, AuthenticationFailed):  # UnreadableCredentials too
             return Paused(str(exc), self.possibly_sent, exc.status)
         if self.deleting and isinstance(exc, ValidationFailed | Conflict):
-            return Kept(str(exc), self.deleting, exc.status)
+            return Kept(str(exc), self.deleting, exc.status, in_words(exc))
         if isinstance(exc, ValidationFailed):
             return Refused(str(exc), exc.field_errors, exc.status)
         retry_after = exc.retry_after if isinstance(exc, RateLimited | ServerError) else None
-        return Retry(str(exc), self.possibly_sent, exc.status, retry_after)
+        return Retry(str(exc), self.possibly_sent, exc.status, retry_after, in_words(exc))
+
+
+def in_words(exc: IsometricError) -> str:
+    """What went wrong as the operator reads it on the batch's page: no HTTP status, no
+    address (the attempt keeps Isometric's answer as it was, for the technical details)."""
+    match exc:
+        case ValidationFailed(field_errors=[_, *_] as errors):
+            return "; ".join(error.msg for error in errors)
+        case Conflict():
+            return "Isometric says it conflicts with a batch it holds"
+        case RateLimited():
+            return "Isometric is receiving too many requests from the portal"
+        case ServerError():
+            return "Isometric is having trouble (it answered with an error)"
+        case TransportError(timed_out=True):
+            return "Isometric did not answer in time"
+        case TransportError():
+            return "Isometric could not be reached"
+        case NotFound():
+            return "Isometric does not have it"
+        case MalformedResponse() | RepeatedCursor():
+            return "Isometric sent an answer the portal cannot read"
+    if type(exc) is IsometricError and exc.status is None:
+        return str(exc)  # the portal's own, in words already
+    return "Isometric answered in a way the portal does not expect"
 
 
 def derived_references(batch: ProductionBatch, tries: int = 10) -> list[str]:

@@ -36,7 +36,7 @@ LOST_ATTEMPT = (
 )
 REFUSED_MESSAGE = "Isometric refused this batch. Correct the fields marked and save it."
 KEPT_MESSAGE = (
-    "Isometric refused to delete {remote_id}, so it still holds the batch as it was before "
+    "Isometric refused to delete its copy, so it still holds the batch as it was before "
     "this correction; the corrected values are kept here. Isometric's reason: {reason}"
 )
 PAUSED_MESSAGE = (
@@ -89,6 +89,7 @@ class Retry:
     possibly_sent: bool
     http_status: int | None = None
     retry_after: float | None = None
+    words: str = ""  # the message as the operator reads it, when it is not in words already
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Kept:
     message: str
     remote_id: str
     http_status: int | None = None
+    words: str = ""  # Isometric's reason, as the operator reads it
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,8 @@ def _settle(
             return kind, outcome.message, changes
         case Voided(reason=reason):
             return AttemptOutcome.VOIDED, f"Voided: {reason}", _voided(counted)
-        case Kept(message=message, remote_id=remote_id):
+        case Kept(message=message, remote_id=remote_id, words=words):
+            reason = words or message
             changes = {
                 **counted,
                 "next_attempt_at": None,
@@ -332,13 +335,13 @@ def _settle(
             if claim.batch.void_reason:
                 changes |= {
                     "sync_status": SyncStatus.SYNCED,
-                    "last_error": f"Not voided: Isometric refused to delete it. {message}",
+                    "last_error": f"Not voided: Isometric refused to delete it. {reason}",
                 }
             else:
                 # A void asked for meanwhile cannot be done either: Isometric keeps the batch.
                 changes |= {
                     "sync_status": SyncStatus.REJECTED,
-                    "last_error": KEPT_MESSAGE.format(remote_id=remote_id, reason=message),
+                    "last_error": KEPT_MESSAGE.format(reason=reason),
                 }
             return AttemptOutcome.REJECTED, message, changes
         case Refused() if batch.void_reason:
@@ -366,25 +369,28 @@ def _settle(
                 "last_error": PAUSED_MESSAGE,
             }
             return AttemptOutcome.PAUSED, outcome.message, changes
-        case Retry(message=message, possibly_sent=possibly_sent, retry_after=retry_after):
+        case Retry(
+            message=message, possibly_sent=possibly_sent, retry_after=retry_after, words=words
+        ):
             # Given up once the batch has kept failing for SYNC_GIVE_UP_AFTER: a time, not a
             # count, so an outage fails nothing.
+            reason = (words or message).rstrip(".")
             now = timezone.now()
             failing_since = batch.failing_since or started_at
             changes = {**counted, "failing_since": failing_since, "possibly_sent": possibly_sent}
             if now - failing_since >= timedelta(seconds=settings.SYNC_GIVE_UP_AFTER):
-                since = f"{timezone.localtime(failing_since):%-d %b %Y %H:%M}"
+                since = f"{timezone.localtime(failing_since):%-d %b %Y %H:%M %Z}"
                 changes |= {
                     "sync_status": SyncStatus.FAILED,
                     "next_attempt_at": None,
-                    "last_error": f"Gave up after failing since {since}. The last: {message}",
+                    "last_error": f"Gave up after failing since {since}. The last time: {reason}.",
                 }
                 return AttemptOutcome.FAILED, message, changes
             delay = backoff(batch.sync_attempts + 1, retry_after)
             changes |= {
                 "sync_status": SyncStatus.PENDING,
                 "next_attempt_at": now + timedelta(seconds=delay),
-                "last_error": message,
+                "last_error": f"{reason}. The portal tries again by itself.",
             }
             return AttemptOutcome.RETRY, f"{message}; next attempt in {delay:.0f} s", changes
 

@@ -480,6 +480,31 @@ def test_reads_all_batches_in_chunks_in_the_list_s_order(
     assert chunked == len(reads) + 7
 
 
+@pytest.mark.parametrize("sort", ["mass", "-mass", "facility", "-status", "start"])
+def test_an_export_is_in_the_list_s_order(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:
+    """Read in chunks that end between batches of the same mass, facility and status."""
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 2)
+    north, south = make_facility("North"), make_facility("South")
+    day = timezone.now() - timedelta(days=1)
+    for n in range(7):
+        batch = make_batch(
+            [south, north][n % 2],
+            started_at=day - timedelta(hours=n % 3),
+            mass_magnitude=Decimal(n % 3 + 1),
+            supplier_reference_id=f"REF-{n}",
+        )
+        if n % 3 == 0:
+            ProductionBatch.objects.filter(pk=batch.pk).update(
+                sync_status=SyncStatus.FAILED, next_attempt_at=None
+            )
+    shown = listed(operator_client, sort=sort)
+    assert len(shown) == 7
+    assert references(operator_client, "csv", sort=sort) == shown
+    assert references(operator_client, "xlsx", sort=sort) == shown
+
+
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
 def test_queries_do_not_grow_with_the_batches(operator_client: Client, file_format: str) -> None:
     def add_batches(count: int) -> None:

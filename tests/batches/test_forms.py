@@ -9,7 +9,7 @@ from batches import sync
 from batches.forms import BatchFilterForm, ProductionBatchForm
 from batches.models import Facility, FeedstockType, ProductionBatch
 from portal.models import IsometricAccount
-from tests.factories import batch_form_data, make_batch
+from tests.factories import batch_form_data, make_account, make_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +251,62 @@ def test_the_largest_mass_accepted_reads_back_everywhere(
     assert operator_client.get(f"/batches/{batch.pk}/").status_code == 200
     [claim] = sync.claim_due(10)
     assert claim.batch.mass_standard_deviation == Decimal("999999999.999999")
+
+
+# --- A reference like another in all but capital letters ---------------------------------------
+
+
+def test_a_reference_differing_only_in_case_needs_confirming(data: dict[str, Any]) -> None:
+    make_batch(supplier_reference_id="Kiln-A-0001")
+    form = batch_form({**data, "supplier_reference_id": "KILN-a-0001"})
+    assert not form.is_valid()
+    assert form.non_field_errors() == [UNUSUAL]
+    assert form.unusual == [
+        "Another batch of this account has the supplier reference “Kiln-A-0001”, which "
+        "differs from this one only in capital letters."
+    ]
+    confirmed = batch_form({**data, "supplier_reference_id": "KILN-a-0001", "confirm_unusual": "1"})
+    assert confirmed.is_valid(), confirmed.errors
+
+
+@pytest.mark.parametrize("other", ["Kiln-A-0002", "Kíln-A-0001", "Kiln-A-0001 "])
+def test_references_differing_otherwise_need_no_confirming(
+    data: dict[str, Any], other: str
+) -> None:
+    make_batch(supplier_reference_id=other)
+    assert batch_form({**data, "supplier_reference_id": "KILN-A-0001"}).is_valid()
+
+
+def test_non_ascii_capitals_count_as_case_on_both_databases(data: dict[str, Any]) -> None:
+    make_batch(supplier_reference_id="ÉTÉ-1")
+    form = batch_form({**data, "supplier_reference_id": "été-1"})
+    assert not form.is_valid()
+    assert "“ÉTÉ-1”" in form.unusual[0]
+
+
+def test_another_account_s_reference_needs_no_confirming(
+    data: dict[str, Any], facility: Facility
+) -> None:
+    make_batch(supplier_reference_id="kiln-a-0001", account=make_account())
+    form = batch_form(
+        {**data, "supplier_reference_id": "KILN-A-0001", "account": facility.account_id}
+    )
+    assert form.is_valid(), form.errors
+
+
+def test_editing_a_batch_warns_only_when_its_reference_changes(data: dict[str, Any]) -> None:
+    make_batch(supplier_reference_id="kiln-a-0001")
+    edited = make_batch(supplier_reference_id="KILN-A-0001")
+    unchanged = ProductionBatchForm(
+        {**data, "supplier_reference_id": "KILN-A-0001", "mass_magnitude": "13"},
+        instance=edited,
+        accounts=IsometricAccount.objects.all(),
+    )
+    assert unchanged.is_valid(), unchanged.errors
+    renamed = ProductionBatchForm(
+        {**data, "supplier_reference_id": "Kiln-A-0001"},
+        instance=edited,
+        accounts=IsometricAccount.objects.all(),
+    )
+    assert not renamed.is_valid()
+    assert [each.count("“kiln-a-0001”") for each in renamed.unusual] == [1]

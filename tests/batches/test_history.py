@@ -258,7 +258,10 @@ def test_the_timeline_shows_changes_and_attempts_newest_first(
     ]
     positions = [page.index(text) for text in shown]
     assert positions == sorted(positions)
-    assert "HTTP 503, took 1234 ms" in page and "server error (503)" in page
+    visible, technical = page.split('<details class="card technical">')
+    assert "server error" not in visible and "1234 ms" not in visible
+    assert '<td class="num">503</td><td class="num">1234 ms</td>' in technical
+    assert "server error (503)" in technical and "Created as ptb_0123456789ABCDEFGHJK" in technical
 
 
 def test_the_timeline_is_the_newest_entries_in_a_few_queries(

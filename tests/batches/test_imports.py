@@ -252,6 +252,21 @@ def test_unusual_values_need_the_operators_word(
     assert work().new == 1
 
 
+def test_a_reference_differing_only_in_case_needs_the_operators_word_too(
+    operator_client: Client, facility: Facility, feedstock_type: FeedstockType
+) -> None:
+    make_batch(facility, [feedstock_type], supplier_reference_id="kiln-a-7")
+    content = csv_file([row(**{"Supplier reference": "KILN-A-7"})])
+    upload(operator_client, content)
+    checked = work()
+    assert checked.invalid == 1
+    [reason] = checked.rejected_rows.get().errors[""][1:]
+    assert "“kiln-a-7”, which differs from this one only in capital letters" in reason
+
+    upload(operator_client, content, confirm_unusual="on")
+    assert work().new == 1
+
+
 def test_rejected_rows_download_with_their_reasons_ready_to_fix(
     operator_client: Client, facility: Facility, feedstock_type: FeedstockType
 ) -> None:

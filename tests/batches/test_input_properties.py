@@ -29,7 +29,7 @@ from batches import sync
 from batches.forms import BatchFilterForm, ProductionBatchForm, RemoteBatchesForm
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.remote import PAGE_SIZES
-from batches.selectors import Cursor
+from batches.selectors import SORTS, Cursor
 from batches.services import save_batch
 from isometric.emulator import Emulator
 from portal.accounts import accounts_of
@@ -182,9 +182,17 @@ def cursor_texts(real: Sequence[str] = ()) -> st.SearchStrategy[str]:
     raw = st.one_of(
         st.builds(lambda moment, pk: f"{moment}|{pk}".encode(), moments, pks),
         st.builds(
-            lambda moment, pk: Cursor(moment, pk).encode().encode(),
+            lambda moment, pk, key: Cursor(moment, pk, key).encode().encode(),
             st.datetimes(timezones=st.just(UTC)),
             st.integers(min_value=1, max_value=2**63),
+            # Each order's own key: a mass, a status, a facility's id, or anything.
+            st.one_of(
+                st.none(),
+                st.decimals(),
+                st.sampled_from(SyncStatus.values),
+                st.integers(),
+                texts(10),
+            ),
         ),
         st.binary(),
     )
@@ -433,6 +441,7 @@ def list_params(draw: st.DrawFn, rows: Rows) -> dict[str, str]:
                 "sync_status": statuses,
                 "started_from": date_texts(),
                 "started_to": date_texts(),
+                "sort": st.one_of(st.sampled_from(SORTS), texts(10)),
                 "after": cursor_texts(),
                 "before": cursor_texts(),
             },

@@ -51,14 +51,43 @@ def references(page: str) -> list[str]:
     return re.findall(r'<tr><td>[^<]*<div class="sub">([^<]+)</div></td>', page)
 
 
-def test_pages_forward_and_back_by_cursor_with_the_total(
-    client: Client, account: IsometricAccount, emulator: Emulator
-) -> None:
-    expected = [
+def uploaded(emulator: Emulator) -> list[str]:
+    """The references of Isometric's batches, oldest upload first (Isometric's order)."""
+    return [
         b["supplier_reference_id"] or "no supplier reference" for b in emulator.production_batches()
     ]
 
+
+def test_the_newest_come_first_and_pages_go_on_to_older_ones_and_back(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    newest_first = uploaded(emulator)[::-1]
+
     first = client.get(URL, {"size": 50}).content.decode()
+    assert "120 batches in Isometric" in first
+    assert '<option value="newest" selected>Newest first</option>' in first
+    assert references(first) == newest_first[:50]
+    assert 'rel="prev"' not in first
+
+    second = client.get(link(first, "next")).content.decode()
+    third = client.get(link(second, "next")).content.decode()
+    assert references(second) == newest_first[50:100]
+    assert references(third) == newest_first[100:]
+    assert 'rel="next"' not in third
+
+    back = client.get(link(third, "prev")).content.decode()
+    assert references(back) == newest_first[50:100]
+    top = client.get(link(back, "prev")).content.decode()
+    assert references(top) == newest_first[:50]
+    assert 'rel="prev"' not in top
+
+
+def test_pages_forward_and_back_by_cursor_with_the_total_oldest_first(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    expected = uploaded(emulator)
+
+    first = client.get(URL, {"size": "50", "order": "oldest"}).content.decode()
     assert "120 batches in Isometric" in first
     assert references(first) == expected[:50]
     assert 'rel="prev"' not in first
@@ -71,7 +100,15 @@ def test_pages_forward_and_back_by_cursor_with_the_total(
 
     back = client.get(link(third, "prev")).content.decode()
     assert references(back) == expected[50:100]
-    assert "size=50" in link(back, "next")
+    assert "size=50" in link(back, "next") and "order=oldest" in link(back, "next")
+
+
+def test_an_unknown_order_is_refused_at_its_field_and_the_newest_shown(
+    client: Client, account: IsometricAccount, emulator: Emulator
+) -> None:
+    page = client.get(URL, {"size": "10", "order": "random"}).content.decode()
+    assert re.search(r'id="field-order">.*Select a valid choice', page, re.S)
+    assert references(page) == uploaded(emulator)[::-1][:10]
 
 
 def test_consecutive_pages_reuse_one_connection_to_isometric(
@@ -101,7 +138,7 @@ def test_rows_link_to_the_portal_s_copy_or_say_there_is_none(
     client: Client, account: IsometricAccount, emulator: Emulator
 ) -> None:
     sync.pull(account)
-    first, second, *_ = emulator.production_batches()
+    *_, second, first = emulator.production_batches()
     account.facilities.filter(isometric_id=first["facility_id"]).update(name="Kiln Nørth")
     mirrored = ProductionBatch.objects.get(remote_id=first["id"])
     ProductionBatch.objects.filter(remote_id=second["id"]).delete()
@@ -147,7 +184,7 @@ def test_isometric_s_text_is_escaped_and_its_times_are_in_the_portal_s_time_zone
     assert '<div class="sub">R&amp;D-1</div>' in first
     assert "<td>Kiln &lt;North&gt;</td>" in first  # the portal's name for the facility
     assert f"<td>{unnamed['id']}</td>" in second  # else Isometric's id
-    assert "<td>5 Mar 2026 00:30</td>" in first  # in the portal's time zone
+    assert "<td>5 Mar 2026 00:30 CET</td>" in first  # in the portal's time zone
     assert '<td class="num">12.500 tonne</td>' in first
     assert "Not in the portal yet" in first
 
@@ -230,14 +267,13 @@ def test_a_link_with_both_page_markers_goes_back_from_before(
 ) -> None:
     """Isometric refuses `after` with `before`: the portal sends `before` alone, as its own
     list reads such a link."""
-    expected = [
-        b["supplier_reference_id"] or "no supplier reference" for b in emulator.production_batches()
-    ]
-    second = client.get(link(client.get(URL, {"size": 10}).content.decode(), "next"))
+    for order, expected in [("newest", uploaded(emulator)[::-1]), ("oldest", uploaded(emulator))]:
+        first = client.get(URL, {"size": "10", "order": order}).content.decode()
+        second = client.get(link(first, "next")).content.decode()
 
-    page = client.get(link(second.content.decode(), "prev") + "&after=bm90LWEtY3Vyc29y")
+        page = client.get(link(second, "prev") + "&after=bm90LWEtY3Vyc29y")
 
-    assert references(page.content.decode()) == expected[:10]
+        assert references(page.content.decode()) == expected[:10]
 
 
 def test_an_unknown_page_size_is_refused_at_its_field_and_the_default_used(

@@ -67,8 +67,33 @@ def test_the_batch_page_lists_the_attempts(client: Client, account: IsometricAcc
 
     page = client.get(f"/batches/{batch.pk}/").content.decode()
 
-    assert "Will retry" in page and "503" in page and "1234 ms" in page
-    assert "server error (503)" in page
+    visible, technical = page.split('<details class="card technical">')
+    assert "Will retry" in visible
+    assert "503" not in visible and "1234 ms" not in visible
+    assert "<summary>Technical details</summary>" in technical
+    assert "Will retry" in technical and "503" in technical and "1234 ms" in technical
+    assert "server error (503)" in technical
+
+
+def test_the_batch_page_keeps_raw_ids_in_its_technical_details(
+    client: Client, account: IsometricAccount
+) -> None:
+    batch = make_batch(
+        account=account,
+        sync_status=SyncStatus.SYNCED,
+        remote_id="ptb_ABCDEFGHJKMNPQRS",
+        replaced_remote_id="ptb_SRQPNMKJHGFEDCBA",
+        uploaded_at=timezone.now(),
+    )
+
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+
+    visible, technical = page.split('<details class="card technical">')
+    ids = [batch.remote_id, batch.replaced_remote_id, batch.facility.isometric_id]
+    ids += batch.feedstock_type_ids
+    for raw in ids:
+        assert raw not in visible and raw in technical, raw
+    assert "<dt>In Isometric</dt><dd>Yes, uploaded " in visible
 
 
 def test_a_refused_batch_shows_why_on_its_page_and_at_the_fields_of_its_form(
@@ -82,12 +107,43 @@ def test_a_refused_batch_shows_why_on_its_page_and_at_the_fields_of_its_form(
 
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Isometric refused this batch" in page
-    assert "<strong>Unit</strong>: unit not accepted" in page
+    assert "<strong>Unit</strong>: Isometric refused this: unit not accepted." in page
 
     form = client.get(f"/batches/{batch.pk}/edit/").content.decode()
     unit_field = form.split('id="field-mass_unit"')[1].split('<div class="field')[0]
-    assert "Isometric: unit not accepted" in unit_field
-    assert "Isometric: something else" in form
+    assert "Isometric refused this: unit not accepted." in unit_field
+    assert "Isometric refused this: something else." in form
+
+
+@pytest.mark.parametrize(
+    ("field", "message", "label", "sentence"),
+    [
+        ("facility", "Facility not found", "Facility", "Isometric does not know this facility."),
+        (
+            "supplier_reference_id",
+            "String should have at most 100 characters",
+            "Supplier reference",
+            "Isometric takes at most 100 characters here.",
+        ),
+        ("mass_magnitude", "Input should be greater than 0", "Mass", "Isometric needs a value "),
+        ("started_at", "Field required", "Production started", "Isometric needs a value here."),
+    ],
+)
+def test_isometric_s_reasons_read_as_sentences_at_their_fields(
+    client: Client, account: IsometricAccount, field: str, message: str, label: str, sentence: str
+) -> None:
+    batch = make_batch(
+        account=account, sync_status=SyncStatus.REJECTED, rejection_errors=[[field, message]]
+    )
+
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    visible, technical = page.split('<details class="card technical">')
+    assert f"<strong>{label}</strong>: {sentence}" in visible
+    assert message not in visible and message in technical
+
+    form = client.get(f"/batches/{batch.pk}/edit/").content.decode()
+    at_field = form.split(f'id="field-{field}"')[1].split('<div class="field')[0]
+    assert sentence in at_field
     assert "correct the fields marked below and save it to send it again" in form
 
 

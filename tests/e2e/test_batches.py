@@ -53,7 +53,11 @@ def test_record_a_batch_fix_a_mistake_and_see_it_synced_without_reloading(
     page.evaluate("window.notReloaded = true")
     expect(badge).to_have_text("Synced", timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
-    expect(page.get_by_text("Created as ptb_")).to_be_visible()
+    # Isometric's own answer, its HTTP status and id sit in the collapsed technical details.
+    created = page.get_by_text("Created as ptb_")
+    expect(created).to_be_hidden()
+    page.get_by_text("Technical details").click()
+    expect(created).to_be_visible()
     shoot(page, "batch-detail")
     counts = emulator.stats()["created_by_supplier_reference_id"]
     assert counts == {"E2E-KILN-0001": 1}

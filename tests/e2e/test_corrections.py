@@ -49,6 +49,7 @@ def test_correct_a_synced_batch_then_void_it(
 
     expect(page.get_by_role("status").first).to_contain_text("corrected")
     expect(badge).to_have_text("Synced", timeout=15_000)
+    page.get_by_text("Technical details").click()
     expect(page.get_by_text(f"Deleted {first['id']} in Isometric")).to_be_visible()
     [second] = emulator.production_batches()
     assert second["id"] != first["id"] and second["mass"]["magnitude"] == 14

@@ -18,11 +18,12 @@ TOTAL = 120
 
 @pytest.fixture
 def remote_batches(emulator: Emulator, account: IsometricAccount) -> list[str]:
-    """The supplier references of 120 batches in the emulator, in the API's list order."""
+    """The supplier references of 120 batches in the emulator, newest first (the API lists
+    them oldest first)."""
     emulator.add_production_batches(TOTAL)
     return [
         batch["supplier_reference_id"] or "no supplier reference"
-        for batch in emulator.production_batches()
+        for batch in reversed(emulator.production_batches())
     ]
 
 
@@ -67,6 +68,12 @@ def test_page_forward_and_back_in_each_size_with_back_button_and_reload(
         assert shown(page) == pages[-1]
         expect(page.get_by_label("Per page")).to_have_value(str(size))
     shoot(page, "in-isometric-last-page")
+
+    page.get_by_label("Order").select_option(label="Oldest first")
+    expect(page.locator("#remote-results tbody tr").first).to_contain_text(remote_batches[-1])
+    assert shown(page) == remote_batches[::-1][:50]
+    page.get_by_role("link", name="Next").click()
+    expect(page.locator("#remote-results tbody tr").first).to_contain_text(remote_batches[-51])
 
 
 def test_a_failing_isometric_is_explained_and_try_again_recovers(
