@@ -1,7 +1,6 @@
 """The sync worker: pushes due batches with bounded concurrency, pulls accounts on schedule (a
-few at once) and
-checks and imports uploaded spreadsheets, until told to stop. `manage.py sync_worker` runs
-one; several may share one PostgreSQL."""
+few at once), checks and imports uploaded spreadsheets and emails notifications, until told to
+stop. `manage.py sync_worker` runs one; several may share one PostgreSQL."""
 
 import contextlib
 import logging
@@ -11,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from django.conf import settings
 from django.db import connections
 
+import notifications.services
 from batches import imports, sync
 from portal.models import Clients
 from portal.pace import AccountPace
@@ -45,10 +45,12 @@ class Worker:
         if not self.once:
             # Daemons: stopping does not wait for a long pull or import. Each page or chunk is
             # written in its own transaction, so one cut short leaves nothing half-done, and
-            # its lease lets another worker take it up.
+            # its lease lets another worker take it up. (A digest cut short is lost, never
+            # sent twice.)
             for n in range(settings.SYNC_PULL_CONCURRENCY):
                 threading.Thread(target=self._puller, name=f"pull-{n}", daemon=True).start()
             threading.Thread(target=self._importer, name="import", daemon=True).start()
+            threading.Thread(target=self._notifier, name="notify", daemon=True).start()
         in_flight: set[Future[None]] = set()
         # A thread for each claim in flight, so that every claim's task has started (and
         # releases its claim itself if the worker stops before it is sent).
@@ -114,6 +116,13 @@ class Worker:
                     pass
             except Exception:
                 log.exception("sync worker: importing failed")
+
+    def _notifier(self) -> None:
+        while not self.stopping.wait(settings.NOTIFICATIONS_INTERVAL):
+            try:
+                notifications.services.send_due()
+            except Exception:
+                log.exception("sync worker: notifying failed")
 
     def _puller(self) -> None:
         """One of the worker's pullers: while accounts are due, pull the most overdue."""

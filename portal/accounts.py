@@ -21,6 +21,12 @@ def accounts_of(user: AbstractBaseUser | AnonymousUser) -> QuerySet[IsometricAcc
     return IsometricAccount.objects.filter(members__pk=user.pk)
 
 
+def users_of(account: IsometricAccount) -> QuerySet[User]:
+    """The users whose accounts (accounts_of) include this one: its members and every
+    superuser."""
+    return User.objects.filter(Q(is_superuser=True) | Q(pk__in=account.members.values("pk")))
+
+
 def request_accounts(request: HttpRequest) -> list[IsometricAccount]:
     """The requesting user's accounts, queried once however many parts of the page ask."""
     accounts: list[IsometricAccount] | None = getattr(request, "_isometric_accounts", None)

@@ -7,6 +7,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from portal.mailers import mailer
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "auditlog",
     "portal",
     "batches",
+    "notifications",
 ]
 
 # Axes refuses a locked-out login before the model backend checks the password.
@@ -257,3 +260,17 @@ SYNC_POLL_INTERVAL = env.float("SYNC_POLL_INTERVAL", default=0.5)  # seconds, wh
 SYNC_PULL_INTERVAL = env.float("SYNC_PULL_INTERVAL", default=900.0)  # seconds
 # Accounts a worker pulls at once: an account whose pull is slow holds up one of them only.
 SYNC_PULL_CONCURRENCY = env.int("SYNC_PULL_CONCURRENCY", default=4)
+
+# Email notifications, which the sync worker sends (notifications.services). EMAIL_URL is
+# django-environ's: smtp+tls://user:password@smtp.example.com:587 and the like; development
+# writes emails to the worker's output, production sends to a local mail server unless told.
+MAILERS = {
+    "default": mailer(
+        env.str("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost"),
+        timeout=env.float("EMAIL_TIMEOUT", default=10.0),  # seconds: a stuck server stops no loop
+    )
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Batch Portal <batch-portal@localhost>")
+# Where emails link to: the portal's address as its users reach it.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+NOTIFICATIONS_INTERVAL = env.float("NOTIFICATIONS_INTERVAL", default=60.0)  # seconds

@@ -20,5 +20,6 @@ urlpatterns = [
         name="second_factor_recovery_codes",
     ),
     path("batches/", include("batches.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -41,6 +41,7 @@ from batches.models import (
 )
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
+from notifications.models import Recipient
 from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import IsometricAccount
 from tests.factories import (
@@ -187,6 +188,10 @@ MATRIX: dict[str, Row] = {
     "batches:import_rejected /batches/import/<int:pk>/rejected/ [B]":
         ("login  404    200    404    404    403    200",
          "login  405    405    405    405    403    405"),
+    # Each user's own choice of emails. POST: the box unticked, so the user's emails are off.
+    "notifications:preferences /notifications/":
+        ("login  200    200    200    200    200    200",
+         "login  302    302    302    302    302    302"),
     #     anon   op_A   op_B   op_0   staff  cred   super
     "admin:index /admin/":
          "alogin alogin alogin alogin 200    200    200",
@@ -490,6 +495,7 @@ WATCHED: list[type[models.Model]] = [
     AccessLog,
     AccessFailureLog,
     LogEntry,
+    Recipient,
 ]
 
 
@@ -505,7 +511,7 @@ def rows() -> Snapshot:
             names = [column[0] for column in cursor.description]
             snapshot[model._meta.label] = sorted(
                 (dict(zip(names, row, strict=True)) for row in cursor.fetchall()),
-                key=lambda row: row["id"],
+                key=lambda row: row[model._meta.pk.column],
             )
     return snapshot
 

@@ -26,6 +26,8 @@ from batches.models import AttemptOutcome, ProductionBatch, SyncAttempt, SyncSta
 from isometric.errors import FieldError
 from isometric.http_errors import MAX_RETRY_AFTER
 from isometric.models import ProductionBatch as RemoteBatch
+from notifications.models import Kind
+from notifications.services import record_batch_event
 from portal.models import ConnectionStatus, IsometricAccount
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ PAUSED_MESSAGE = (
     "Isometric refused this account's credentials, so sending is paused until an admin "
     "updates them."
 )
+# The statuses a batch's people are emailed about (notifications), as which kind of event.
+NOTIFIED = {SyncStatus.REJECTED: Kind.BATCH_REJECTED, SyncStatus.FAILED: Kind.BATCH_FAILED}
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,15 @@ def _apply(
         http_status=outcome.http_status,
         message=message[:500],
     )
+    status = changes.get("sync_status")
+    if current is not None and status in NOTIFIED:
+        record_batch_event(
+            NOTIFIED[status],
+            account=claim.batch.account,
+            batch_id=current.pk,
+            status=status,
+            key=str(attempt.pk),
+        )
     return attempt, current is not None
 
 

@@ -9,7 +9,8 @@ from portal.metrics import serve_worker_metrics
 
 class Command(BaseCommand):
     help = (
-        "Push due batches to Isometric and pull accounts on schedule until stopped "
+        "Push due batches to Isometric, pull accounts on schedule, import uploads and email "
+        "notifications until stopped "
         "(SIGTERM or Ctrl-C finish the attempts in flight, then exit)."
     )
 
