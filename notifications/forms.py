@@ -11,4 +11,5 @@ class RecipientForm(forms.ModelForm):
         fields = ["email_enabled"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, label_suffix="", **kwargs)
+        super().__init__(*args, **kwargs)
+        self.label_suffix = ""

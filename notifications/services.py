@@ -228,7 +228,7 @@ def _news(user: User, events: QuerySet[Event], now: datetime) -> list[AccountNew
     accounts = IsometricAccount.objects.in_bulk({account for account, _ in groups})
     kinds = list(Kind)
     for account_id, value in sorted(
-        groups, key=lambda group: (accounts[group[0]].name, kinds.index(group[1]))
+        groups, key=lambda group: (accounts[group[0]].name, kinds.index(Kind(group[1])))
     ):
         kind, account = Kind(value), accounts[account_id]
         if not recipients(kind, account).filter(pk=user.pk).exists():

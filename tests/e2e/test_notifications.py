@@ -1,11 +1,13 @@
 """An operator is emailed that Isometric refused a batch, follows the link to it, then turns
 the emails off."""
 
-import email
 import re
 import signal
 import time
 from collections.abc import Callable
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -20,14 +22,17 @@ from tests.processes import start_manage
 Shoot = Callable[[Page, str], None]
 
 
-def wait_for_email(folder: Path, timeout: float = 30) -> email.message.Message:
+def wait_for_email(folder: Path, timeout: float = 30) -> EmailMessage:
     """The first email the file backend wrote into `folder`."""
     deadline = time.monotonic() + timeout
     while not (files := sorted(folder.glob("*.log"))):
         assert time.monotonic() < deadline, "no email was sent"
         time.sleep(0.2)
     time.sleep(0.2)  # written whole
-    return email.message_from_bytes(files[0].read_bytes().split(b"\n" + b"-" * 79)[0])
+    first = files[0].read_bytes().split(b"\n" + b"-" * 79)[0]
+    message = BytesParser(policy=policy.default).parsebytes(first)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def test_an_emailed_refusal_leads_to_the_batch_and_the_emails_can_be_turned_off(
@@ -57,7 +62,7 @@ def test_an_emailed_refusal_leads_to_the_batch_and_the_emails_can_be_turned_off(
     assert worker.returncode == 0, output
 
     assert message["To"] == "olivia@example.com"
-    body = message.get_payload(decode=True).decode()
+    body = message.get_content()
     link = re.search(r"E2E-REFUSED-1: (\S+)", body)
     assert link, body
     log_in(page, "olivia")

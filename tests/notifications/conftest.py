@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -46,11 +47,14 @@ def settle(batch: ProductionBatch, outcome: Outcome) -> None:
     record(claim, outcome, timezone.now(), 0.1)
 
 
+def reference_of(reference: str) -> dict[str, Any]:
+    """The batch's reference if one is given (else the factory makes one)."""
+    return {"supplier_reference_id": reference} if reference else {}
+
+
 def refused_batch(account: IsometricAccount, reference: str = "") -> ProductionBatch:
     """A batch Isometric refused (422), through the queue."""
-    batch = make_batch(
-        account=account, **({"supplier_reference_id": reference} if reference else {})
-    )
+    batch = make_batch(account=account, **reference_of(reference))
     error = FieldError(("body", "facility_id"), "Unknown facility", "value_error")
     settle(batch, Refused("Isometric refused it", [error]))
     return batch
@@ -61,7 +65,7 @@ def failed_batch(account: IsometricAccount, reference: str = "") -> ProductionBa
     batch = make_batch(
         account=account,
         failing_since=timezone.now() - timedelta(days=4),
-        **({"supplier_reference_id": reference} if reference else {}),
+        **reference_of(reference),
     )
     settle(batch, Retry("Isometric answered 500", possibly_sent=False, http_status=500))
     return batch
