@@ -62,7 +62,9 @@ class Notification(models.Model):
                 fields=["user"],
                 condition=models.Q(sent_at__isnull=True),
                 name="notification_waiting_idx",
-            )
+            ),
+            # A digest's notifications: the user's, marked sent at the digest's time.
+            models.Index(fields=["user", "sent_at"], name="notification_sent_idx"),
         ]
 
     def __str__(self) -> str:
