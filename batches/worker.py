@@ -116,6 +116,8 @@ class Worker:
                     pass
             except Exception:
                 log.exception("sync worker: importing failed")
+        # Stopped: its database session ends with it, for a worker run within a process (tests).
+        connections.close_all()
 
     def _notifier(self) -> None:
         while not self.stopping.wait(settings.NOTIFICATIONS_INTERVAL):
@@ -123,6 +125,7 @@ class Worker:
                 notifications.services.send_due()
             except Exception:
                 log.exception("sync worker: notifying failed")
+        connections.close_all()
 
     def _puller(self) -> None:
         """One of the worker's pullers: while accounts are due, pull the most overdue."""
@@ -132,3 +135,4 @@ class Worker:
                     pass
             except Exception:
                 log.exception("sync worker: pulling failed")
+        connections.close_all()
