@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from notifications.models import Notification, Recipient
-from tests.factories import make_user
+from tests.factories import log_in, make_user
 from tests.notifications.conftest import People, refused_batch
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ CHECKED = re.compile(r'<input type="checkbox" name="email_enabled"[^>]* checked>
 
 
 def test_the_page_says_where_and_what_the_portal_emails(client: Client, people: People) -> None:
-    client.force_login(people.operator)
+    log_in(client, people.operator)
 
     page = client.get(URL).content.decode()
 
@@ -28,7 +28,7 @@ def test_the_page_says_where_and_what_the_portal_emails(client: Client, people: 
 
 
 def test_a_credential_admin_is_told_of_credentials(client: Client, people: People) -> None:
-    client.force_login(people.admin)
+    log_in(client, people.admin)
 
     page = client.get(URL).content.decode()
 
@@ -38,7 +38,7 @@ def test_a_credential_admin_is_told_of_credentials(client: Client, people: Peopl
 
 
 def test_a_user_without_an_address_is_told_why_no_email_comes(client: Client, db: None) -> None:
-    client.force_login(make_user("nemo", operator=True))
+    log_in(client, make_user("nemo", operator=True))
 
     page = client.get(URL).content.decode()
 
@@ -49,7 +49,7 @@ def test_a_user_without_an_address_is_told_why_no_email_comes(client: Client, db
 def test_turning_them_off_drops_what_waits_and_on_again_takes_effect(
     client: Client, people: People
 ) -> None:
-    client.force_login(people.operator)
+    log_in(client, people.operator)
     refused_batch(people.account)
 
     response = client.post(URL, {})
@@ -67,7 +67,7 @@ def test_turning_them_off_drops_what_waits_and_on_again_takes_effect(
 
 
 def test_a_user_changes_only_their_own_choice(client: Client, people: People) -> None:
-    client.force_login(people.operator)
+    log_in(client, people.operator)
 
     client.post(URL, {"user": people.admin.pk, "email_enabled": ""})
 
