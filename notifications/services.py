@@ -24,6 +24,7 @@ from django.utils import timezone
 from notifications.models import ACCOUNT_KINDS, BATCH_KINDS, Event, Kind, Notification, Recipient
 from portal.accounts import users_of
 from portal.models import ConnectionStatus, IsometricAccount
+from portal.time_zones import zone_of
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +206,10 @@ def _send_digest(user_id: int, now: datetime) -> bool:
         "portal_url": settings.PORTAL_URL.rstrip("/"),
     }
     subject = " ".join(render_to_string("notifications/digest_subject.txt", context).split())
+    with timezone.override(zone_of(user)):  # times in the user's zone, as the portal shows them
+        body = render_to_string("notifications/digest.txt", context)
     try:
-        send_mail(
-            subject, render_to_string("notifications/digest.txt", context), None, [user.email]
-        )
+        send_mail(subject, body, None, [user.email])
     except OSError as exc:  # smtplib's errors among them
         Notification.objects.filter(user_id=user_id, sent_at=now).update(sent_at=None)
         log.warning(

@@ -69,7 +69,8 @@ def test_an_emailed_refusal_leads_to_the_batch_and_the_emails_can_be_turned_off(
     page.goto(link[1])
     expect(page.get_by_role("alert")).to_contain_text("Isometric refused this batch.")
 
-    page.get_by_role("link", name="Notifications").click()
+    page.get_by_title("Your preferences").click()
+    page.get_by_role("link", name="Email notifications").click()
     checkbox = page.get_by_label("Email me when something needs my attention")
     expect(checkbox).to_be_checked()
     expect(page.get_by_text("olivia@example.com")).to_be_visible()

@@ -2,6 +2,7 @@
 digest an hour, never twice, never another account's, never with a secret."""
 
 import logging
+import re
 import smtplib
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from batches.sync.queue import Refused, Retry
 from isometric.emulator.credentials import make_access_token
 from notifications.models import Event, Kind, Notification, Recipient
 from notifications.services import BATCHES_SHOWN, send_due, set_email_enabled
-from portal.models import IsometricAccount
+from portal.models import IsometricAccount, UserPreferences
 from tests.factories import make_account, make_batch, make_user
 from tests.notifications.conftest import (
     People,
@@ -116,6 +117,18 @@ def test_a_token_expiring_within_14_days_is_emailed_to_credential_admins_once(
     [message] = mailoutbox
     assert message.to == ["carl@example.com"]
     assert "Its access token expires on" in message.body
+
+
+def test_times_are_in_the_user_s_own_time_zone(
+    people: People, mailoutbox: list[mail.EmailMessage]
+) -> None:
+    UserPreferences.objects.create(user=people.admin, time_zone="Asia/Kolkata")
+    expiring_token(people.account, in_days=10)
+
+    send_due()
+
+    [message] = mailoutbox
+    assert re.search(r"expires on \d+ \w+ \d{4} \d\d:\d\d IST\.", str(message.body))
 
 
 def test_a_token_that_has_expired_is_told_as_expired(
