@@ -12,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY portal ./portal
 COPY batches ./batches
 COPY isometric ./isometric
+COPY notifications ./notifications
 RUN pip install .
 
 COPY manage.py gunicorn.conf.py ./
