@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -176,3 +177,11 @@ def test_the_stack_runs_as_compose_yaml_says(stack: Stack) -> None:
     wait_for(lambda: ProductionBatch.objects.get(pk=batch.pk).sync_status == SyncStatus.SYNCED)
 
     assert [stack.stop(name) for name in ("web", "worker-0", "worker-1", "emulator")] == [0] * 4
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    included = {pattern.rstrip("*") for pattern in packages["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+
+    assert included <= copied, f"the Dockerfile does not copy {sorted(included - copied)}"
