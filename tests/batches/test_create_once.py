@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 ALREADY_RECORDED = "This batch was already recorded; here it is."
 TAKEN_AT_FIELD = (
-    'id="id_supplier_reference_id_error">Another batch already has this supplier reference.'
+    'id="id_supplier_reference_id_error"><p>Another batch already has this supplier reference.'
 )
 
 

@@ -145,6 +145,10 @@ def test_isometric_s_reasons_read_as_sentences_at_their_fields(
     at_field = form.split(f'id="field-{field}"')[1].split('<div class="field')[0]
     assert sentence in at_field
     assert "correct the fields marked below and save it to send it again" in form
+    # Listed at the top, but not taking the focus: the operator has submitted nothing yet.
+    summary = form.split('id="error-summary"')[1]
+    assert f'<a href="#id_{field}">{label}: {sentence}' in summary
+    assert "autofocus" not in summary.split(">")[0]
 
 
 def test_saving_a_refused_batch_makes_it_due_again_from_a_fresh_count(

@@ -65,8 +65,16 @@ def test_create_with_errors_shows_them_at_their_fields_and_saves_nothing(
     response = operator_client.post(reverse("batches:create"), data)
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="id_mass_magnitude_error">Mass must be greater than zero.' in html
-    assert 'id="id_feedstock_types_error">Choose at least one feedstock type.' in html
+    assert 'id="id_mass_magnitude_error"><p>Mass must be greater than zero.' in html
+    assert 'id="id_feedstock_types_error"><p>Choose at least one feedstock type.' in html
+    # Listed at the top too, each linking to its field (a checkbox list: its first box).
+    summary = html.split('id="error-summary"')[1].split("</div>")[0]
+    assert "autofocus" in summary.split(">")[0]
+    assert '<a href="#id_mass_magnitude">Mass: Mass must be greater than zero.</a>' in summary
+    assert (
+        '<a href="#id_feedstock_types_0">Feedstock types: Choose at least one feedstock type.</a>'
+        in summary
+    )
     assert "KILN-A-0042" in html, "what the operator typed is kept"
     assert not ProductionBatch.objects.exists()
 

@@ -2,7 +2,8 @@
 portal on a live server, with a sync worker process running and the emulator behind it.
 
 Every page a test visits is watched: a console error, an uncaught exception or a Content
-Security Policy violation fails the test. Screenshots go to artifacts/e2e/.
+Security Policy violation fails the test. Screenshots go to artifacts/e2e/, at 1280 and 390 px:
+a page wider than the window at either fails the test.
 """
 
 import os
@@ -83,9 +84,19 @@ def _note(problems: list[str], tab: Page, kind: str, text: str) -> None:
         problems.append(f"{tab.url}: {text}")
 
 
+_WIDER_THAN_THE_WINDOW = """
+[...document.querySelectorAll("body *")]
+  .filter((element) => element.getBoundingClientRect().right > window.innerWidth + 0.5)
+  .filter((element) => element.getClientRects().length)
+  .slice(-5)
+  .map((element) => `${element.tagName.toLowerCase()}.${[...element.classList].join(".")}`)
+"""
+
+
 @pytest.fixture
 def shoot() -> Callable[[Page, str], None]:
-    """Screenshot the page at each width into artifacts/e2e/NAME-WIDTH.png."""
+    """Screenshot the page at each width into artifacts/e2e/NAME-WIDTH.png, and fail if it
+    scrolls sideways at any of them."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def take(tab: Page, name: str) -> None:
@@ -93,8 +104,11 @@ def shoot() -> Callable[[Page, str], None]:
         tab.wait_for_load_state("networkidle")
         size = tab.viewport_size
         assert size is not None
+        too_wide = []
         for width in WIDTHS:
             tab.set_viewport_size({"width": width, "height": size["height"]})
+            if tab.evaluate("document.documentElement.scrollWidth > window.innerWidth"):
+                too_wide.append(f"{width} px: {tab.evaluate(_WIDER_THAN_THE_WINDOW)}")
             # caret="initial": hiding the caret leaves style="" on inputs, which htmx then
             # copies into its history snapshot, where the CSP rightly refuses it. Transitions
             # are finished, not caught halfway (the table fades while it loads).
@@ -105,6 +119,7 @@ def shoot() -> Callable[[Page, str], None]:
                 animations="disabled",
             )
         tab.set_viewport_size(size)
+        assert too_wide == [], f"{name} ({tab.url}) scrolls sideways at {too_wide}"
 
     return take
 

@@ -49,7 +49,7 @@ def test_after_five_failures_even_the_right_password_is_refused(client: Client) 
     fail(client, "olivia", 5)
     answer = log_in(client, "olivia", PASSWORD)
     assert answer.startswith("429 ")
-    assert f'role="alert">{LOCKED_OUT}</div>' in answer
+    assert f"<li>{LOCKED_OUT}</li>" in answer.split('id="error-summary"')[1]
     assert "Please enter a correct username and password" not in answer
     assert 'name="username"' in answer  # the login page, to try again later
     assert client.get(reverse("dashboard"))["Location"].startswith("/login/")
