@@ -7,6 +7,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import floatformat
 
 from batches.forms import DateTimeLocalInput, ProductionBatchForm
 from batches.history import Via, changes_via
@@ -77,8 +78,7 @@ class ProductionBatchAdmin(AccountScopedAdmin):
         "display_name",
         "facility",
         "started_at",
-        "mass_magnitude",
-        "mass_unit",
+        "mass",
         "sync_status",
     ]
     # Only the facilities and feedstock types of the batches the user may see.
@@ -103,6 +103,11 @@ class ProductionBatchAdmin(AccountScopedAdmin):
         "created_at",
         "updated_at",
     ]
+
+    @admin.display(description="Mass", ordering="mass_magnitude")
+    def mass(self, batch: ProductionBatch) -> str:
+        """As the portal's list shows it: up to three decimals, and the unit."""
+        return f"{floatformat(batch.mass_magnitude, -3)} {batch.mass_unit}"
 
     def save_model(
         self, request: HttpRequest, obj: ProductionBatch, form: ProductionBatchForm, change: bool

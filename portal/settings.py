@@ -164,6 +164,8 @@ AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_CID_GETTER = "batches.history.operation_id"
 
 LANGUAGE_CODE = "en-gb"
+# Dates and times as the portal shows them (the admin included): 25 Oct 2006 14:30 UTC.
+FORMAT_MODULE_PATH = ["portal.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = False
 USE_TZ = True
