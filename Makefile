@@ -1,5 +1,8 @@
-# Batch Portal. `make run` serves it on http://127.0.0.1:8000; `make test` runs every test.
+# Batch Portal. `make run` serves it on http://127.0.0.1:8000 (`make run PORT=8080 HOST=0.0.0.0`
+# elsewhere); `make test` runs every test.
 PYTHON ?= python3.12
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -15,8 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py ensure_admin
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py serve 127.0.0.1:8000
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py serve $(HOST):$(PORT)
 
 test: setup
 	$(BIN)/pytest

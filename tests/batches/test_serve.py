@@ -1,18 +1,26 @@
 """`manage.py serve` (what `make run` runs): web server, worker and, for a newcomer, an emulator
 with an account for it; stopped together."""
 
+import os
+import re
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
+from django.core.management import CommandError
 
+from batches.management.commands.serve import _local_address
 from batches.models import Facility, ProductionBatch
 from portal.models import ConnectionStatus, IsometricAccount
 from tests.factories import make_account
-from tests.processes import run_manage, start_manage
+from tests.processes import ROOT, run_manage, start_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,3 +106,85 @@ def test_a_port_in_use_stops_everything_with_a_clear_message(tmp_path: Path) -> 
     assert code != 0
     assert "The portal stopped: see the messages above." in output
     assert "sync worker: stopped" in output
+    assert "Batch Portal is running" not in output
+
+
+def test_make_run_serves_at_host_and_port_and_prints_the_first_login_last(tmp_path: Path) -> None:
+    """The README's first command, as a newcomer runs it (less the install, done already)."""
+    port = free_port()
+    make = subprocess.Popen(
+        # The test's own Python, installed already (-o setup).
+        [
+            "make",
+            "-o",
+            "setup",
+            "run",
+            f"PORT={port}",
+            "HOST=localhost",
+            f"BIN={Path(sys.executable).parent}",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+            "EMULATOR_PORT": str(free_port()),
+            "EMULATOR_STATE": str(tmp_path / "emulator.json"),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        process_group=0,
+    )
+    # Read as it is printed, up to the welcome's last line (or the end, if it never comes).
+    give_up = threading.Timer(120, os.killpg, (make.pid, signal.SIGTERM))
+    give_up.start()
+    assert make.stdout is not None
+    printed = ""
+    for line in make.stdout:
+        printed += line
+        if line.startswith("╰"):
+            break
+    give_up.cancel()
+    try:
+        # Last: after the web server's messages, so it is what the terminal shows.
+        server = printed.index(f"development server at http://localhost:{port}/")
+        box = printed[printed.index("╭", server) :]
+        session = requests.Session()
+        login = session.get(f"http://localhost:{port}/login/", timeout=10)
+        [token] = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
+        [password] = re.findall(r"^│ +password +(\S+) +│$", box, re.MULTILINE)
+        home = session.post(
+            f"http://localhost:{port}/login/",
+            {"username": "admin", "password": password, "csrfmiddlewaretoken": token},
+            allow_redirects=False,
+            timeout=10,
+        )
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)
+        make.communicate(timeout=60)
+
+    assert f"Batch Portal is running: open http://localhost:{port}/" in box
+    assert "manage.py changepassword admin" in box
+    assert home.status_code == 302 and home.headers["Location"] == "/", home.text
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1:8000", ("127.0.0.1", 8000)),
+        ("localhost:8080", ("localhost", 8080)),
+        ("0.0.0.0:8080", ("127.0.0.1", 8080)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("8000", ("127.0.0.1", 8000)),
+    ],
+)
+def test_the_welcome_names_where_this_machine_reaches_the_portal(
+    address: str, expected: tuple[str, int]
+) -> None:
+    assert _local_address(address) == expected
+
+
+def test_an_address_without_a_port_is_refused_clearly() -> None:
+    with pytest.raises(CommandError, match="not an address and port"):
+        _local_address("localhost")

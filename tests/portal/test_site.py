@@ -203,6 +203,20 @@ def test_ensure_admin_creates_one_admin_once() -> None:
 
 
 @pytest.mark.django_db
+def test_ensure_admin_leaves_a_portal_with_a_superuser_alone() -> None:
+    from io import StringIO
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    make_user("root", is_superuser=True, is_staff=True)
+    out = StringIO()
+    call_command("ensure_admin", stdout=out)
+    assert out.getvalue() == ""
+    assert not User.objects.filter(username="admin").exists()
+
+
+@pytest.mark.django_db
 def test_a_user_in_no_account_is_not_offered_to_record_a_batch(client: Client) -> None:
     log_in(client, make_user("nadia", operator=True))
 

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -7,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batches.models import Facility
 from isometric.emulator import Emulator
 from portal.accounts import check_connection
+from portal.first_admin import create_first_admin
 from portal.models import ConnectionStatus, Environment, IsometricAccount
 
 EMULATOR_ACCOUNT = "Emulator (local)"
@@ -21,7 +24,8 @@ class Command(BaseCommand):
     help = (
         "Run the portal for development: the web server, a sync worker and, while the portal "
         "has no Isometric account of its own, a local Isometric emulator with an account for it "
-        "(EMULATOR=0 leaves it out). Ctrl-C stops them all."
+        "(EMULATOR=0 leaves it out). A first admin is created if there is none; once the portal "
+        "answers, its address and the login are printed last. Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,6 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, address: str, **options: Any) -> None:
         # Stopped by a process manager (SIGTERM) as by Ctrl-C: everything stops with it.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        host, port = _local_address(address)
+        # Something else on the port: runserver stops with its own message, and no welcome.
+        welcome = None if _listening(host, port) else _welcome(host, port, create_first_admin())
         emulator = self._start_emulator() if _wants_emulator() else None
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         # Each in a process group of its own (runserver's reloader has a child), stopped here.
@@ -40,6 +47,10 @@ class Command(BaseCommand):
         try:
             # If either stops on its own (a port in use, say), the other is stopped with it.
             while all(process.poll() is None for process in processes):
+                if welcome and _listening(host, port):
+                    self.stdout.write(self.style.SUCCESS(welcome))
+                    self.stdout.flush()
+                    welcome = None
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return
@@ -66,6 +77,64 @@ class Command(BaseCommand):
             f"({account.get_connection_status_display().lower()}). EMULATOR=0 runs without it."
         )
         return emulator
+
+
+def _welcome(host: str, port: int, password: str | None) -> str:
+    """What a newcomer needs, in a box: where the portal is and how to log in."""
+    url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    admin = (
+        get_user_model()
+        .objects.filter(is_superuser=True)
+        .order_by("pk")
+        .values_list("username", flat=True)
+        .first()
+    )
+    lines = [f"Batch Portal is running: open {url}", ""]
+    if password:
+        lines += [
+            "Log in as the first admin (shown only this once):",
+            f"  user name  {admin}",
+            f"  password   {password}",
+        ]
+    else:
+        lines += [f"Log in as {admin}, or as any user an admin has made."]
+    lines += [
+        f"A new password: .venv/bin/python manage.py changepassword {admin}",
+        "Ctrl-C stops the portal.",
+    ]
+    width = max(len(line) for line in lines)
+    return "\n".join(
+        [
+            f"╭{'─' * (width + 2)}╮",
+            *(f"│ {line:<{width}} │" for line in lines),
+            f"╰{'─' * (width + 2)}╯",
+        ]
+    )
+
+
+def _local_address(address: str) -> tuple[str, int]:
+    """Where this machine reaches the web server runserver starts at `address` (as runserver
+    reads it: "PORT", "HOST:PORT", "[IPv6]:PORT"; a wildcard host is reached at 127.0.0.1)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    try:
+        return host, int(port)
+    except ValueError:
+        raise CommandError(
+            f"“{address}” is not an address and port, such as 127.0.0.1:8000."
+        ) from None
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether something accepts connections there. (A connection that sends nothing is not a
+    request: runserver logs nothing for it.)"""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _wants_emulator() -> bool:

@@ -1,8 +1,8 @@
-import secrets
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+
+from portal.first_admin import create_first_admin
 
 
 class Command(BaseCommand):
@@ -12,12 +12,9 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args: Any, username: str, **options: Any) -> None:
-        User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
-            return
-        password = secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, password=password)
-        # Printed once, to the terminal that ran set-up; it is stored only as a hash.
-        self.stdout.write(
-            self.style.SUCCESS(f"Created the first admin. Log in as {username} / {password}")
-        )
+        password = create_first_admin(username)
+        if password:
+            # Printed once, to the terminal that ran set-up; it is stored only as a hash.
+            self.stdout.write(
+                self.style.SUCCESS(f"Created the first admin. Log in as {username} / {password}")
+            )
