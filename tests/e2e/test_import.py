@@ -3,7 +3,7 @@ imports them too."""
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -17,8 +17,7 @@ from tests.e2e.conftest import log_in
 from tests.e2e.test_batches import Shoot
 
 
-def season(path: Path, masses: list[str], feedstock: str) -> Path:
-    started = timezone.localtime() - timedelta(days=60)
+def season(path: Path, started: datetime, masses: list[str], feedstock: str) -> Path:
     text = io.StringIO()
     writer = csv.writer(text, delimiter=";")
     writer.writerow(column.header for column in TEMPLATE_COLUMNS)
@@ -52,11 +51,13 @@ def test_import_a_season_fix_the_rejected_rows_and_import_them(
     tmp_path: Path,
 ) -> None:
     masses = [f"{10 + day},5" for day in range(40)]
+    # One start for both files: their rows' times must not move with the clock between them.
+    started = timezone.localtime() - timedelta(days=60)
     masses[7] = "heavy"
     log_in(page, "olivia")
     page.get_by_role("link", name="Import").click()
     page.get_by_label("Spreadsheet").set_input_files(
-        season(tmp_path / "season.csv", masses, known_feedstock_type.name)
+        season(tmp_path / "season.csv", started, masses, known_feedstock_type.name)
     )
     page.get_by_role("button", name="Upload and check").click()
 
@@ -74,7 +75,7 @@ def test_import_a_season_fix_the_rejected_rows_and_import_them(
     masses[7] = "17,5"
     page.get_by_role("link", name="All imports").click()
     page.get_by_label("Spreadsheet").set_input_files(
-        season(tmp_path / "fixed.csv", masses, known_feedstock_type.name)
+        season(tmp_path / "fixed.csv", started, masses, known_feedstock_type.name)
     )
     page.get_by_role("button", name="Upload and check").click()
     expect(page.get_by_role("button", name="Import 1 new batch")).to_be_visible(timeout=15_000)
