@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from portal import second_factor
 from portal.forms import PreferencesForm
 from portal.models import UserPreferences
 
@@ -25,7 +26,12 @@ def preferences(request: HttpRequest) -> HttpResponse:
         zone = form.cleaned_data["time_zone"] or "the portal's time zone"
         messages.success(request, f"Saved: the portal's times are in {zone} for you now.")
         return redirect("preferences")
-    return render(request, "portal/preferences.html", {"form": form, "now": timezone.now()})
+    context = {
+        "form": form,
+        "now": timezone.now(),
+        "second_factor": second_factor.needs_second_factor(user),
+    }
+    return render(request, "portal/preferences.html", context)
 
 
 @login_not_required

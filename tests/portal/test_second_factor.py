@@ -12,7 +12,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import CREDENTIAL_ADMINS
-from tests.factories import make_user
+from tests.factories import log_in, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +186,14 @@ def test_no_admin_page_shows_anyones_authenticator_secret(credential_admin: User
     assert "otp_totp" not in index and "otp_static" not in index
     assert admin.get("/admin/otp_totp/totpdevice/").status_code == 404
     assert root.is_superuser
+
+
+def test_the_preferences_page_leads_to_the_recovery_codes_of_those_who_have_them(
+    credential_admin: User,
+) -> None:
+    admin, operator = Client(), Client()
+    set_up(admin, "cora")
+    log_in(operator, make_user("olivia", operator=True))
+
+    assert "/second-factor/recovery-codes/" in admin.get("/preferences/").content.decode()
+    assert "/second-factor/" not in operator.get("/preferences/").content.decode()
