@@ -2,11 +2,14 @@
 as they run in production: a worker is a process, not a thread of the test."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import requests
 from django.conf import settings
 from django.db import connection
 
@@ -45,3 +48,43 @@ def run_manage(*args: str, timeout: float = 120, **environment: Any) -> tuple[in
     process = start_manage(*args, **environment)
     output, _ = process.communicate(timeout=timeout)
     return process.returncode, output
+
+
+def free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
+
+
+def start_gunicorn(port: int, **environment: str) -> subprocess.Popen[str]:
+    """The portal served as the image serves it (gunicorn with gunicorn.conf.py) on `port`,
+    over the test database, with `environment` (the test settings unless it names others).
+    Its output is kept, to read once it is stopped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.wsgi"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "ALLOWED_HOSTS": "localhost",
+            "PORT": str(port),
+            "WEB_CONCURRENCY": "1",
+            **environment,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def get_when_up(url: str, **headers: str) -> requests.Response:
+    """GET `url` once a server has started listening there (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.get(url, headers=headers, allow_redirects=False, timeout=5)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -7,7 +7,6 @@ through to Isometric, and a graceful stop."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from django.db import connection
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from portal.models import IsometricAccount
 from tests.factories import make_batch
-from tests.processes import ROOT, database_url
+from tests.processes import ROOT, database_url, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,12 +32,6 @@ COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 # What an operator exports before `docker compose up`.
 EXPORTED = {"SECRET_KEY": "compose-test-secret-key-" + "x" * 40}
-
-
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return int(listener.getsockname()[1])
 
 
 def interpolate(value: str, exported: dict[str, str]) -> str:

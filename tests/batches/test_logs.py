@@ -2,10 +2,6 @@
 their fields and no secret."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
@@ -14,7 +10,7 @@ from batches.models import Facility, FeedstockType
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
 from tests.factories import make_pending_batches
-from tests.processes import ROOT, database_url, run_manage
+from tests.processes import free_port, get_when_up, run_manage, start_gunicorn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,34 +41,10 @@ def test_a_line_per_sync_attempt_with_its_fields(
 
 
 def test_a_line_per_request_as_gunicorn_serves_the_portal() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            "ALLOWED_HOSTS": "localhost",
-            "PORT": str(port),
-            "WEB_CONCURRENCY": "1",
-            "LOG_FORMAT": "json",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port = free_port()
+    server = start_gunicorn(port, LOG_FORMAT="json")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"})
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        get_when_up(f"http://127.0.0.1:{port}/healthz", Host="localhost")
         requests.get(f"http://127.0.0.1:{port}/batches/?q=x", headers={"Host": "localhost"})
     finally:
         server.terminate()

@@ -3,10 +3,6 @@ read from the database, the requests each process served, its calls to Isometric
 attempts; never a secret. The worker serves its own on --metrics-port."""
 
 import re
-import socket
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +18,7 @@ from batches.worker import Worker
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
 from tests.factories import make_account, make_batch, make_pending_batches
-from tests.processes import ROOT, database_url, start_manage
+from tests.processes import free_port, get_when_up, start_gunicorn, start_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -130,23 +126,6 @@ def test_requests_calls_to_isometric_and_attempts_are_counted_without_secrets(
     assert emulator.client_secret not in text and emulator.access_token not in text
 
 
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return int(listener.getsockname()[1])
-
-
-def get_when_up(url: str, **headers: str) -> requests.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return requests.get(url, headers=headers, timeout=5)
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_serves_its_own_metrics_to_the_token_only() -> None:
     port = free_port()
@@ -166,21 +145,8 @@ def test_a_worker_serves_its_own_metrics_to_the_token_only() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_gunicorns_processes_add_up_their_counts(tmp_path: Path) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            "ALLOWED_HOSTS": "localhost",
-            "PORT": str(port),
-            "WEB_CONCURRENCY": "3",
-            "METRICS_TOKEN": TOKEN,
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_gunicorn(
+        port, WEB_CONCURRENCY="3", METRICS_TOKEN=TOKEN, PROMETHEUS_MULTIPROC_DIR=str(tmp_path)
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -195,7 +161,7 @@ def test_gunicorns_processes_add_up_their_counts(tmp_path: Path) -> None:
         ]
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)
 
     sample = 'batch_portal_request_seconds_count{method="GET",status="200",view="healthz"}'
     # Whichever process answers the scrape, it counts every process's requests.

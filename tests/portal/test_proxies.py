@@ -1,18 +1,13 @@
 """X-Forwarded-Proto is believed from the proxies in TRUSTED_PROXIES only: by the portal, and by
 gunicorn as the Dockerfile runs it, which reads the same setting."""
 
-import socket
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
-import requests
 from django.core import checks
 from django.test import Client, override_settings
 
-from tests.processes import ROOT, database_url
+from tests.processes import free_port, get_when_up, start_gunicorn
 
 pytestmark = pytest.mark.django_db
 
@@ -55,47 +50,16 @@ def test_a_proxy_setting_that_is_no_address_stops_the_portal(entry: str) -> None
     assert [error.id for error in errors if error.id == "portal.E003"] == ["portal.E003"]
 
 
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        return int(listener.getsockname()[1])
-
-
 @pytest.mark.parametrize(("trusted", "expected"), [("", 301), ("127.0.0.1", 302)])
 def test_gunicorn_as_deployed_follows_the_same_setting(trusted: str, expected: int) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DATABASE_URL": database_url(),
-            "ALLOWED_HOSTS": "localhost",
-            "PORT": str(port),
-            "WEB_CONCURRENCY": "1",
-            "TRUSTED_PROXIES": trusted,
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_gunicorn(port, DJANGO_SETTINGS_MODULE="portal.settings", TRUSTED_PROXIES=trusted)
     try:
-        response = _get_when_up(f"http://127.0.0.1:{port}/", {"X-Forwarded-Proto": "https"})
+        response = get_when_up(
+            f"http://127.0.0.1:{port}/", Host="localhost", **{"X-Forwarded-Proto": "https"}
+        )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)
 
     assert response.status_code == expected
-
-
-def _get_when_up(url: str, headers: dict[str, str]) -> requests.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return requests.get(
-                url, headers={**headers, "Host": "localhost"}, allow_redirects=False, timeout=5
-            )
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
