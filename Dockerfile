@@ -22,8 +22,6 @@ RUN python manage.py collectstatic --no-input \
     && mkdir /app/data && chown portal /app/data
 # SQLite in a volume for a single-machine install; production sets DATABASE_URL to PostgreSQL.
 ENV DATABASE_URL=sqlite:////app/data/db.sqlite3
-# gunicorn's processes add up their metrics here (portal/metrics.py).
-ENV PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 VOLUME /app/data
 
 USER portal

@@ -17,14 +17,20 @@ forwarded_allow_ips = env.str("TRUSTED_PROXIES", default="")
 
 
 def on_starting(server: object) -> None:
-    """With PROMETHEUS_MULTIPROC_DIR, counts start afresh with the server."""
+    """gunicorn's processes add up their metrics (portal/metrics.py) in PROMETHEUS_MULTIPROC_DIR:
+    a fresh temporary directory of this server's own unless one is given, emptied at start. Set
+    here, not in the image, so that only gunicorn's processes write there (the worker counts
+    in memory and serves its own)."""
     import os
+    import tempfile
     from pathlib import Path
 
-    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        for stale in Path(directory).glob("*.db"):
-            stale.unlink()
+    directory = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="batch-portal-metrics-")
+    )
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
 
 
 def child_exit(server: object, worker: object) -> None:

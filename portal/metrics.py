@@ -78,10 +78,13 @@ def observe_isometric(method: str, path: str, status: int | None, seconds: float
 
 def allowed(address: str, authorization: str) -> bool:
     """Whether a scrape may read the metrics: it carries the token, or comes from an allowed
-    address. Neither set: nobody may."""
+    address, and not through a trusted proxy (whose address every request it passes on has).
+    Neither set: nobody may."""
     token = settings.METRICS_TOKEN
     if token and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
         return True
+    if proxies.address_in(address, proxies.networks(settings.TRUSTED_PROXIES)):
+        return False
     return proxies.address_in(address, proxies.networks(settings.METRICS_ALLOWED_ADDRESSES))
 
 

@@ -208,8 +208,9 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # The container's health probe speaks plain HTTP from inside; everything else goes to HTTPS.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # The container's health probe and Prometheus's scrapes speak plain HTTP from inside; the rest
+    # goes to HTTPS.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     # Believed only from TRUSTED_PROXIES (portal/proxies.py).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

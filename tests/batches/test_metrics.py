@@ -55,6 +55,8 @@ def value(text: str, sample: str) -> float:
         (TOKEN, [], "203.0.113.9", f"Bearer {TOKEN}", 200),
         ("", ["10.0.0.0/8"], "10.1.2.3", "", 200),
         ("", ["10.0.0.0/8"], "11.1.2.3", "", 403),
+        ("", ["10.0.0.0/8"], "10.0.0.5", "", 403),  # the proxy: anyone outside, passed on
+        (TOKEN, ["10.0.0.0/8"], "10.0.0.5", f"Bearer {TOKEN}", 200),
     ],
 )
 def test_only_the_token_or_an_allowed_address_reads_the_metrics(
@@ -66,6 +68,7 @@ def test_only_the_token_or_an_allowed_address_reads_the_metrics(
     status: int,
 ) -> None:
     settings.METRICS_TOKEN, settings.METRICS_ALLOWED_ADDRESSES = token, allowed
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
     client = Client(REMOTE_ADDR=address, headers={"authorization": authorization})
 
     assert client.get("/metrics").status_code == status
