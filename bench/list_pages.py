@@ -17,6 +17,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portal.models import IsometricAccount
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 5
@@ -44,43 +48,45 @@ def configure(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
-def build(rows: int) -> None:
+def build(rows: int, accounts: "list[IsometricAccount]") -> None:
+    """`rows` batches in all (those missing if the database holds some), taking `accounts` in
+    turn, each account with 8 facilities and 6 feedstock types of its own."""
     from datetime import timedelta
     from decimal import Decimal
 
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
 
     from batches.history import Via, log_batch_changes
     from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
-    from portal.models import IsometricAccount
 
-    call_command("migrate", verbosity=0)
-    if not User.objects.filter(username="bench").exists():
-        User.objects.create_superuser("bench", password="bench")
     have = ProductionBatch.objects.count()
     if have >= rows:
         return
-    account, _ = IsometricAccount.objects.get_or_create(
-        name="Bench", defaults={"base_url": "http://127.0.0.1:9/mrv/v0", "environment": "custom"}
-    )
     facilities = [
-        Facility.objects.get_or_create(
-            account=account, isometric_id=f"fcl_BENCH{n:015d}", defaults={"name": f"Kiln {n}"}
-        )[0]
-        for n in range(8)
+        [
+            Facility.objects.get_or_create(
+                account=account, isometric_id=f"fcl_BENCH{n:015d}", defaults={"name": f"Kiln {n}"}
+            )[0]
+            for n in range(8)
+        ]
+        for account in accounts
     ]
     feedstocks = [
-        FeedstockType.objects.get_or_create(
-            account=account,
-            isometric_id=f"ftt_BENCH{n:015d}",
-            defaults={"name": f"Feedstock {n}"},
-        )[0]
-        for n in range(6)
+        [
+            FeedstockType.objects.get_or_create(
+                account=account,
+                isometric_id=f"ftt_BENCH{n:015d}",
+                defaults={"name": f"Feedstock {n}"},
+            )[0]
+            for n in range(6)
+        ]
+        for account in accounts
     ]
     # As in a working portal: nearly every batch synced, 1% still pending, rejected or failed.
     statuses = ([SyncStatus.PENDING] * 5 + [SyncStatus.FAILED] * 2 + [SyncStatus.REJECTED] * 3) + [
@@ -94,27 +100,35 @@ def build(rows: int) -> None:
     chunk = 10_000
     for first in range(have, rows, chunk):
         with transaction.atomic():
+            # Batch n is the account's m-th: each account's batches have every status and
+            # facility in the same shares.
+            numbered = [
+                (n, n % len(accounts), n // len(accounts))
+                for n in range(first, min(first + chunk, rows))
+            ]
             batches = ProductionBatch.objects.bulk_create(
                 [
                     ProductionBatch(
-                        account=account,
-                        facility=facilities[n % 8],
-                        supplier_reference_id=f"KILN-{n % 8}-{n:08d}",
-                        display_name=f"Kiln {n % 8} run {n}",
+                        account=accounts[a],
+                        facility=facilities[a][m % 8],
+                        supplier_reference_id=f"KILN-{m % 8}-{n:08d}",
+                        display_name=f"Kiln {m % 8} run {n}",
                         started_at=start + timedelta(minutes=5 * n),
                         ended_at=start + timedelta(minutes=5 * n + 240),
                         mass_magnitude=Decimal(n % 997) / 10 + 1,
                         mass_unit="tonne",
-                        sync_status=statuses[n % len(statuses)],
-                        next_attempt_at=start if n % 1000 < 5 else None,  # only pending ones
-                        remote_id=f"ptb_{n:016d}" if n % 1000 >= 10 else None,
+                        sync_status=statuses[m % len(statuses)],
+                        next_attempt_at=start if m % 1000 < 5 else None,  # only pending ones
+                        remote_id=f"ptb_{n:016d}" if m % 1000 >= 10 else None,
                     )
-                    for n in range(first, min(first + chunk, rows))
+                    for n, a, m in numbered
                 ]
             )
             through.objects.bulk_create(
-                through(productionbatch_id=batch.pk, feedstocktype_id=feedstocks[batch.pk % 6].pk)
-                for batch in batches
+                through(
+                    productionbatch_id=batch.pk, feedstocktype_id=feedstocks[a][batch.pk % 6].pk
+                )
+                for batch, (_, a, _) in zip(batches, numbered, strict=True)
             )
             # Each batch's history: the worker's outcome (the dashboard lists the latest).
             log_batch_changes(
@@ -157,10 +171,18 @@ def medians_ms(client, urls: tuple[str, str], repeat: int) -> tuple[float, float
 def main() -> None:
     args = parse_args()
     configure(args)
-    build(args.rows)
 
     from django.contrib.auth.models import User
     from django.test import Client
+
+    from portal.models import IsometricAccount
+
+    if not User.objects.filter(username="bench").exists():
+        User.objects.create_superuser("bench", password="bench")
+    account, _ = IsometricAccount.objects.get_or_create(
+        name="Bench", defaults={"base_url": "http://127.0.0.1:9/mrv/v0", "environment": "custom"}
+    )
+    build(args.rows, [account])
 
     from batches.models import Facility, ProductionBatch
     from batches.selectors import Sort, in_chunks

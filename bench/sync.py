@@ -75,13 +75,16 @@ def configure(args: argparse.Namespace) -> None:
     ProductionBatch.objects.all().delete()
 
 
-def make_account(emulator: EmulatorProcess):  # type: ignore[no-untyped-def]
+def make_account(emulator: EmulatorProcess, name: str = "Bench"):  # type: ignore[no-untyped-def]
+    """The account `name` (made if it is new) on the emulator, with its facility and feedstock
+    type."""
     from batches.models import Facility, FeedstockType
     from portal.models import Environment, IsometricAccount
 
-    account = IsometricAccount(
-        name="Bench", environment=Environment.CUSTOM, base_url=emulator.base_url
+    account = IsometricAccount.objects.filter(name=name).first() or IsometricAccount(
+        name=name, environment=Environment.CUSTOM
     )
+    account.base_url = emulator.base_url
     account.set_credentials(
         client_secret=emulator.client_secret, access_token=emulator.access_token
     )

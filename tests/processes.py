@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 from django.conf import settings
@@ -56,10 +56,12 @@ def free_port() -> int:
         return int(listener.getsockname()[1])
 
 
-def start_gunicorn(port: int, **environment: str) -> subprocess.Popen[str]:
+def start_gunicorn(
+    port: int, output: IO[str] | int = subprocess.PIPE, **environment: str
+) -> subprocess.Popen[str]:
     """The portal served as the image serves it (gunicorn with gunicorn.conf.py) on `port`,
     over the test database, with `environment` (the test settings unless it names others).
-    Its output is kept, to read once it is stopped."""
+    Its output is kept, to read once it is stopped, unless it goes to `output`."""
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "portal.wsgi"],
         cwd=ROOT,
@@ -72,7 +74,7 @@ def start_gunicorn(port: int, **environment: str) -> subprocess.Popen[str]:
             "WEB_CONCURRENCY": "1",
             **environment,
         },
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
