@@ -9,10 +9,10 @@ gunicorn with gunicorn.conf.py, DEBUG off, behind a TLS proxy (X-Forwarded-Proto
 address), the sync worker running and the emulator as Isometric answering after 100 ms. Locust
 (bench/load_users.py) runs --users operators, each signed in to one of the accounts, going
 through the list, its next page, a batch, a search, a status filter, recording a batch, "In
-Isometric" and the dashboard in turn; and as many staff users (no right to credentials, so no
-second factor) going through the admin's batch changelist the same way (first page, next page,
-search, status filter) over the same accounts' rows. Every user signs in through the login form
-first; the --duration seconds measured start once all have.
+Isometric" and the dashboard in turn (each from a point of its own); and as many staff users
+(no right to credentials, so no second factor) going through the admin's batch changelist the
+same way (first page, next page, search, status filter) over the same accounts' rows. Every user
+signs in through the login form first; the --duration seconds measured start once all have.
 
 What is measured, and why. Each user sends its next request as soon as the last is answered,
 and all wait in gunicorn's one queue: the requests a second and times the users see (the first
@@ -124,7 +124,7 @@ def prepare(emulator: EmulatorProcess, args: argparse.Namespace) -> dict[str, An
         account.save()
     ProductionBatch.objects.filter(sync_status=SyncStatus.PENDING).update(next_attempt_at=far)
 
-    password = make_password(PASSWORD)  # hashed once: each user's hash is as slow to make
+    password = make_password(PASSWORD)  # once for all: a hash takes as long as a sign-in
     operators_group = Group.objects.get(name=OPERATORS)
     operators, staff = {}, []
     for n in range(args.users):
@@ -253,7 +253,7 @@ def report(
     print(f"\nAs the users saw it, over {seconds:.0f} s (Locust; waiting in gunicorn's queue)")
     print(f"{'page':<20}{'requests':>9}{'failures':>9}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}")
     pages = [page for page in results["pages"] if page["requests"]]  # not signing in
-    for page in sorted(pages, key=lambda page: page["name"].startswith("admin")):
+    for page in sorted(pages, key=lambda page: (page["name"].startswith("admin"), page["name"])):
         print(
             f"{page['name']:<20}{page['requests']:>9}{page['failures']:>9}"
             f"{page['requests'] / seconds:>8.1f}{page['p50']:>8.0f}{page['p95']:>8.0f}"

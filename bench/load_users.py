@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.cookiejar import Cookie, DefaultCookiePolicy
 from typing import Any
@@ -72,7 +73,20 @@ class PortalUser(FastHttpUser):
                 signed_in.set()
         if not done:
             raise StopUser()
+        self.steps_taken = random.randrange(len(self.round()))
         signed_in.wait()
+
+    def round(self) -> list[Callable[[], None]]:
+        """The user's steps, each a page or a few."""
+        raise NotImplementedError
+
+    @task
+    def next_step(self) -> None:
+        """The round's steps in turn, each user from a point of its own, so that they are not
+        all on the same page at once."""
+        steps = self.round()
+        steps[self.steps_taken % len(steps)]()
+        self.steps_taken += 1
 
     def page(self, name: str, url: str) -> str:
         """GET `url`: a failure unless 200 (a redirect to the login page included)."""
@@ -112,27 +126,22 @@ class Operator(PortalUser):
         super().on_start()
         operator = CONFIG["operators"][self.username]
         self.facility, self.feedstock_type = operator["facility"], operator["feedstock_type"]
-        self.batches: list[str] = []
-        self.next_page = ""
 
-    @task
-    def a_round(self) -> None:
-        """The pages an operator goes through, in turn."""
-        self.remember(self.page("list", "/batches/"))
-        self.remember(self.page("list: next page", "/batches/" + self.next_page))
-        self.page("batch", random.choice(self.batches))
-        self.remember(self.page("list: search", f"/batches/?q={self.search_term()}"))
-        status = random.choice(STATUSES)
-        self.remember(self.page("list: status", f"/batches/?sync_status={status}"))
-        self.record()
-        self.page("In Isometric", "/batches/isometric/")
-        self.page("dashboard", "/")
+    def round(self) -> list[Callable[[], None]]:
+        return [self.browse, self.search, self.status_filter, self.record, self.remote, self.home]
 
-    def remember(self, text: str) -> None:
-        """The batches and the next page's address of a list page just read, if it has any."""
-        self.batches = BATCH_LINK.findall(text) or self.batches
-        found = NEXT_LINK.search(text)
-        self.next_page = html.unescape(found.group(1)) if found else self.next_page
+    def browse(self) -> None:
+        """The list, its next page (the keyset cursor's link), and a batch on that page."""
+        listed = self.page("list", "/batches/")
+        if found := NEXT_LINK.search(listed):
+            listed = self.page("list: next page", "/batches/" + html.unescape(found.group(1)))
+        self.page("batch", random.choice(BATCH_LINK.findall(listed)))
+
+    def search(self) -> None:
+        self.page("list: search", f"/batches/?q={self.search_term()}")
+
+    def status_filter(self) -> None:
+        self.page("list: status", f"/batches/?sync_status={random.choice(STATUSES)}")
 
     def record(self) -> None:
         """A new batch: the form's address with its generated reference, the form, saved."""
@@ -158,16 +167,29 @@ class Operator(PortalUser):
         }
         self.post("record: save", form_url, form, data, expect="/batches/")
 
+    def remote(self) -> None:
+        self.page("In Isometric", "/batches/isometric/")
+
+    def home(self) -> None:
+        self.page("dashboard", "/")
+
 
 class Staff(PortalUser):
+    """On the admin's batch changelist, as an operator goes through the list."""
+
     changelist = "/admin/batches/productionbatch/"
 
-    @task
-    def a_round(self) -> None:
-        """The admin's batch changelist, as an operator goes through the list."""
+    def round(self) -> list[Callable[[], None]]:
+        return [self.browse, self.search, self.status_filter]
+
+    def browse(self) -> None:
         self.page("admin", self.changelist)
         self.page("admin: next page", f"{self.changelist}?p=2")
+
+    def search(self) -> None:
         self.page("admin: search", f"{self.changelist}?q={self.search_term()}")
+
+    def status_filter(self) -> None:
         status = random.choice(STATUSES)
         self.page("admin: status", f"{self.changelist}?sync_status__exact={status}")
 
