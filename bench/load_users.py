@@ -229,6 +229,10 @@ def main() -> None:
         "seconds": time.monotonic() - measured_from,
         "pages": figures(environment.stats),
         "errors": [error.to_dict() for error in environment.stats.errors.values()],
+        # A user's step that raised (none should), from the start.
+        "exceptions": [
+            f"{exception['count']} x {exception['msg']}" for exception in runner.exceptions.values()
+        ],
     }
     print("measured", flush=True)
     runner.quit()
