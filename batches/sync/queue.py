@@ -106,6 +106,16 @@ class Paused:
 
 
 @dataclass(frozen=True)
+class Postponed:
+    """Not sent: the account's next turn to call Isometric (portal.pace) is further off than a
+    worker waits. Nothing failed, so nothing is counted: the batch is due again at that turn."""
+
+    retry_after: float
+    possibly_sent: bool
+    http_status: None = None
+
+
+@dataclass(frozen=True)
 class Kept:
     """Isometric refused to delete the batch (a correction's or a void's first step): it holds
     the batch as it was, under `remote_id`, and the operator is told why."""
@@ -124,7 +134,7 @@ class Voided:
     http_status: int | None = None
 
 
-Outcome = Synced | Refused | Retry | Paused | Kept | Voided
+Outcome = Synced | Refused | Retry | Paused | Postponed | Kept | Voided
 
 
 def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
@@ -207,10 +217,10 @@ def release(claim: Claim) -> None:
 
 def record(
     claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str = ""
-) -> AttemptOutcome:
+) -> AttemptOutcome | None:
     """Apply what came of an attempt to the batch, if the claim on it still holds, and add the
-    attempt to the batch's history either way. `deleted`: the Isometric batch the attempt
-    deleted first, a step of its own in the history."""
+    attempt to the batch's history either way (None: postponed, not an attempt). `deleted`:
+    the Isometric batch the attempt deleted first, a step of its own in the history."""
     batch = claim.batch
     if isinstance(outcome, Paused):
         _pause_account(batch.account, outcome.message)
@@ -222,6 +232,9 @@ def record(
         message = _unstorable(batch, outcome, exc)
         retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
         attempt, held = _apply(claim, retry, started_at, seconds, deleted)
+    if attempt is None:
+        log.debug("batch %s: not sent, its account's next turn is later", batch.pk)
+        return None
     SYNC_ATTEMPTS.labels(attempt.outcome).inc()
     lost = "" if held else " (its lease had run out: the outcome was not applied)"
     log.info(
@@ -249,8 +262,9 @@ def record(
 @transaction.atomic
 def _apply(
     claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str
-) -> tuple[SyncAttempt, bool]:
-    """Write the batch's new state under the claim and the attempt; whether the claim held."""
+) -> tuple[SyncAttempt | None, bool]:
+    """Write the batch's new state under the claim and the attempt (none for a postponed one);
+    whether the claim held."""
     current = (
         ProductionBatch.objects.select_for_update()
         .select_related("facility")
@@ -277,6 +291,8 @@ def _apply(
         )
         old = {name: (getattr(current, name), value) for name, value in changes.items()}
         log_batch_changes([(current, old)], Via.WORKER)
+    if kind is None:
+        return None, current is not None
     attempt = SyncAttempt.objects.create(
         batch_id=claim.batch.pk,
         started_at=started_at,
@@ -299,10 +315,11 @@ def _apply(
 
 def _settle(
     claim: Claim, batch: ProductionBatch, outcome: Outcome, started_at: datetime
-) -> tuple[AttemptOutcome, str, dict[str, Any]]:
-    """What the attempt is in the batch's history (outcome, message), and the batch's new sync
-    columns: the one place an outcome becomes the batch's state. `batch` is the row as it is
-    now: the operator may have corrected or voided it while the attempt ran."""
+) -> tuple[AttemptOutcome | None, str, dict[str, Any]]:
+    """What the attempt is in the batch's history (outcome, message; none for a postponed
+    one), and the batch's new sync columns: the one place an outcome becomes the batch's state.
+    `batch` is the row as it is now: the operator may have corrected or voided it while the
+    attempt ran."""
     counted = {"sync_attempts": F("sync_attempts") + 1}
     changed = batch.to_api() != claim.batch.to_api()
     again_now = {
@@ -382,6 +399,14 @@ def _settle(
                 "last_error": PAUSED_MESSAGE,
             }
             return AttemptOutcome.PAUSED, outcome.message, changes
+        case Postponed(retry_after=retry_after, possibly_sent=possibly_sent):
+            # Its values, a void or a correction asked for meanwhile, go at that turn.
+            changes = {
+                "sync_status": SyncStatus.PENDING,
+                "possibly_sent": possibly_sent,
+                "next_attempt_at": timezone.now() + timedelta(seconds=retry_after),
+            }
+            return None, "", changes
         case Retry(
             message=message, possibly_sent=possibly_sent, retry_after=retry_after, words=words
         ):
