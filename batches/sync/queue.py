@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, QuerySet, Value
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from isometric.http_errors import MAX_RETRY_AFTER
 from isometric.models import ProductionBatch as RemoteBatch
 from notifications.models import Kind
 from notifications.services import record_batch_event
-from portal.models import ConnectionStatus, IsometricAccount
+from portal.models import ConnectionStatus, IsometricAccount, RequestBudget
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,16 @@ Outcome = Synced | Refused | Retry | Paused | Postponed | Kept | Voided
 def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
     """Batches to push now: pending ones whose time has come and syncing ones whose worker's
     lease ran out (only unsettled batches have a next attempt), in accounts whose credentials
-    Isometric has not refused."""
+    Isometric has not refused and whose next turn to call it is within a worker's wait (the
+    others' batches would only be claimed to be postponed, the whole backlog over and over)."""
+    longest_wait = timedelta(seconds=settings.ISOMETRIC_MAX_TURN_WAIT)
+    turn_far_off = RequestBudget.objects.filter(
+        account=OuterRef("account"), next_at__gt=now + longest_wait
+    )
     return (
         ProductionBatch.objects.filter(next_attempt_at__lte=now)
         .exclude(account__connection_status=ConnectionStatus.REJECTED)
+        .exclude(Exists(turn_far_off))
         .order_by("next_attempt_at")
     )
 

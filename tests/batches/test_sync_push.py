@@ -154,10 +154,11 @@ def test_a_push_whose_turn_is_far_off_waits_for_it_uncounted(
     settings.SYNC_GIVE_UP_AFTER = 3600
     since = timezone.now() - timedelta(hours=2)  # failing long enough to be given up on
     ProductionBatch.objects.update(sync_attempts=3, failing_since=since, last_error="Earlier.")
-    turn = timezone.now() + timedelta(seconds=60)  # a 429's Retry-After, say
+    [claim] = sync.claim_due(10)
+    # Meanwhile another worker's request is answered 429, with a Retry-After of a minute.
+    turn = timezone.now() + timedelta(seconds=60)
     RequestBudget.objects.create(account=batch.account, interval=0.1, next_at=turn)
     counted = attempts_counted()
-    [claim] = sync.claim_due(10)
     clients = Clients(pace=AccountPace)
 
     try:
@@ -297,6 +298,23 @@ def test_batches_not_yet_due_or_settled_are_not_claimed(
     make_batch(facility, account=account, sync_status=SyncStatus.FAILED)
 
     assert sync.claim_due(10) == []
+
+
+def test_an_account_s_batches_wait_unclaimed_while_its_next_turn_is_far_off(
+    account: IsometricAccount, facility: Facility, settings: Any
+) -> None:
+    settings.ISOMETRIC_MAX_TURN_WAIT = 5
+    batch = make_batch(facility, account=account)
+    other = make_batch(facility, account=make_account("Retorts Ltd"))
+    budget = RequestBudget.objects.create(
+        account=account, next_at=timezone.now() + timedelta(seconds=60)
+    )
+
+    assert [claim.batch for claim in sync.claim_due(10)] == [other]
+
+    budget.next_at = timezone.now() + timedelta(seconds=4)  # within a worker's wait
+    budget.save()
+    assert [claim.batch for claim in sync.claim_due(10)] == [batch]
 
 
 def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
