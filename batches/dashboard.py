@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.db.models import (
     Case,
     DecimalField,
@@ -128,38 +129,22 @@ def _sum_of(name: str, facilities: Sequence[FacilityProduction]) -> FacilityProd
 
 def production(account_ids: Sequence[int], now: datetime) -> Production:
     """Each facility's tonnes this week, month and year, and in each charted week: the tonnes
-    between each two bounds of the figures, by facility, then added up.
-
-    One statement, a part for each stretch between two bounds (UNION ALL): each part reads a
-    range of the (facility, start, …) index alone and groups it by facility in the index's
-    order. A single GROUP BY facility and stretch would sort every batch of the year instead,
-    ten times slower on SQLite. The batches are those at the accounts' facilities (a batch's
-    facility is always its account's: the batch form and the pull see to it)."""
+    between each two bounds of the figures, by facility, then added up. The batches are those
+    at the accounts' facilities (a batch's facility is always its account's: the batch form and
+    the pull see to it)."""
     periods = Periods.around(now)
     bounds = periods.bounds
-    facilities = Facility.objects.filter(account__in=account_ids)
-    by_facility = (
-        ProductionBatch.objects.filter(facility__in=facilities.values("pk"))
-        .exclude(sync_status=SyncStatus.VOIDED)
-        .order_by()
-        .values("facility")
-        .annotate(tonnes=Sum(tonnes()))
-    )
-    parts = [
-        by_facility.filter(started_at__gte=start, started_at__lt=end).annotate(stretch=Value(n))
-        for n, (start, end) in enumerate(itertools.pairwise(bounds))
-    ]
+    names = _names(account_ids)
     weekly: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO] * WEEKS_CHARTED)
     since: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for row in parts[0].union(*parts[1:], all=True).order_by():
-        start, facility, amount = bounds[row["stretch"]], row["facility"], row["tonnes"]
+    for stretch, facility, amount in _tonnes_by_stretch(list(names), bounds):
+        start = bounds[stretch]
         week = bisect.bisect_right(periods.weeks, start) - 1
         if 0 <= week < WEEKS_CHARTED:
             weekly[facility][week] += amount
         for period, first in periods.since.items():
             if start >= first:
                 since[facility][period] += amount
-    names = _names(facilities, several=len(account_ids) > 1)
     produced = [
         FacilityProduction(
             name=names[pk],
@@ -173,12 +158,52 @@ def production(account_ids: Sequence[int], now: datetime) -> Production:
     return Production(periods, sorted(produced, key=lambda each: each.name.casefold()))
 
 
-def _names(facilities: QuerySet[Facility], several: bool) -> dict[int, str]:
-    """Facilities' names, each with its account's when the user works in several (two
-    organisations may both have a "Kiln 1")."""
+def _tonnes_by_stretch(
+    facility_ids: list[int], bounds: list[datetime]
+) -> list[tuple[int, int, Decimal]]:
+    """(stretch, facility, tonnes) for each stretch between two bounds (the stretch numbered by
+    its first bound) in which a facility produced, voided batches left out.
+
+    One statement, a part for each stretch (UNION ALL): each part reads a range of the
+    (facility, start, …) index alone and groups it by facility in the index's order. A single
+    GROUP BY facility and stretch would sort every batch of the year instead, ten times slower
+    on SQLite. The part is compiled once and repeated with each stretch's bounds, its last two
+    parameters: compiling fifty-odd querysets costs more than running them."""
+    stretches = list(itertools.pairwise(bounds))
+    if not facility_ids or not stretches:
+        return []
+    first, end = stretches[0]
+    part = (
+        ProductionBatch.objects.filter(facility__in=facility_ids)
+        .exclude(sync_status=SyncStatus.VOIDED)
+        .order_by()
+        .values("facility")
+        .annotate(tonnes=Sum(tonnes()))
+        .filter(started_at__gte=first, started_at__lt=end)
+    )
+    sql, params = part.query.sql_with_params()
+    started_at = ProductionBatch._meta.get_field("started_at")
+    statement, arguments = [], []
+    for n, (start, end) in enumerate(stretches):
+        statement.append(f"SELECT {n}, * FROM ({sql}) AS stretch_{n}")
+        arguments += [
+            *params[:-2],
+            *(started_at.get_db_prep_value(bound, connection) for bound in (start, end)),
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(statement), arguments)
+        # SQLite sums to a float, PostgreSQL to a Decimal.
+        return [(n, facility, Decimal(str(amount))) for n, facility, amount in cursor]
+
+
+def _names(account_ids: Sequence[int]) -> dict[int, str]:
+    """The accounts' facilities' names, each with its account's when the user works in several
+    (two organisations may both have a "Kiln 1")."""
+    facilities = Facility.objects.filter(account__in=account_ids).select_related("account")
+    several = len(account_ids) > 1
     return {
         facility.pk: f"{facility.name} ({facility.account.name})" if several else facility.name
-        for facility in facilities.select_related("account").order_by()
+        for facility in facilities.order_by()
     }
 
 

@@ -210,17 +210,20 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         query = request.GET.copy()
         query["reference"] = generate_supplier_reference_id(None)
         return redirect(f"{request.path}?{query.urlencode()}")
-    last = selectors.last_recorded(request.user)
-    copy = request.GET.get("copy") == "last" and last is not None
-    initial = {**initial_from_last(last, copy), "supplier_reference_id": reference}
-    form = ProductionBatchForm(request.POST or None, accounts=accounts, initial=initial)
     if request.method == "POST":
+        form = ProductionBatchForm(request.POST, accounts=accounts)
         if form.is_valid() and (batch := save_batch(form, request.user)):
             messages.success(request, f"Batch {batch.supplier_reference_id} saved.")
             return redirect(batch)
         if earlier := earlier_submission(form, request.user):
             messages.info(request, "This batch was already recorded; here it is.")
             return redirect(earlier)
+    # The last batch only for the page: a saved form has no use for it.
+    last = selectors.last_recorded(request.user)
+    copy = request.method == "GET" and request.GET.get("copy") == "last" and last is not None
+    if request.method == "GET":
+        initial = {**initial_from_last(last, copy), "supplier_reference_id": reference}
+        form = ProductionBatchForm(accounts=accounts, initial=initial)
     return render(request, "batches/form.html", {"form": form, "last_batch": last, "copied": copy})
 
 
