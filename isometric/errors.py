@@ -64,6 +64,8 @@ class NotYourTurn(RateLimited):
     """Not sent: the organisation's requests are paced (client.Pace), and its next turn is
     further off than a caller should wait for. `retry_after`: when it comes."""
 
+    retry_after: float
+
     def __init__(self, retry_after: float) -> None:
         super().__init__(
             f"Not sent: the account's next turn to call Isometric is in {retry_after:.0f} s "

@@ -4,6 +4,7 @@ batches.sync.queue. The worker (batches.worker) runs both; views and commands ca
 
 from batches.sync.pull import (
     PullFailed,
+    PullPostponed,
     PullResult,
     claim_due_pull,
     pull,
@@ -16,6 +17,7 @@ from batches.sync.queue import Claim, claim_due, release
 __all__ = [
     "Claim",
     "PullFailed",
+    "PullPostponed",
     "PullResult",
     "Sent",
     "claim_due",

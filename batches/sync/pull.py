@@ -23,7 +23,7 @@ from batches.models import (
     unmirrorable,
 )
 from isometric.client import Client
-from isometric.errors import IsometricError
+from isometric.errors import IsometricError, NotYourTurn
 from isometric.models import ProductionBatch as RemoteBatch
 from portal.models import ConnectionStatus, IsometricAccount
 from portal.pace import AccountPace
@@ -64,15 +64,24 @@ class PullFailed(Exception):
     message, recorded on the account, says why."""
 
 
+class PullPostponed(PullFailed):
+    """The account's next turn to call Isometric is further off than a pull waits: nothing was
+    refused, so nothing is recorded on the account, and its pull is due again at that turn."""
+
+
 @changes_via(Via.PULL)
 def pull(account: IsometricAccount) -> PullResult:
     """Page through all of the account's batches in Isometric and upsert them here by remote id
     (adopting a local batch with the same supplier reference), a page per transaction. A remote
     batch that cannot be mirrored is skipped and reported; anything that stops the pull raises
-    PullFailed. Either way the outcome is recorded on the account."""
+    PullFailed. Either way the outcome is recorded on the account, but for PullPostponed."""
     started = timezone.now()
     try:
         mirror = _pull_pages(account, started)
+    except NotYourTurn as exc:
+        due_at = timezone.now() + timedelta(seconds=exc.retry_after)
+        IsometricAccount.objects.filter(pk=account.pk).update(pull_due_at=due_at)
+        raise PullPostponed(str(exc)) from exc
     except Exception as exc:
         reason = _failure(exc)
         _record(account, f"The last refresh failed: {reason}")
@@ -113,6 +122,8 @@ def pull_next_due() -> bool:
         return False
     try:
         pull(account)
+    except PullPostponed as exc:
+        log.info("pull %s postponed: %s", account.name, exc)
     except PullFailed:
         log.warning("pull %s failed; the other accounts are pulled all the same", account.name)
     return True

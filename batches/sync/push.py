@@ -23,6 +23,7 @@ from batches.sync.queue import (
     Kept,
     Outcome,
     Paused,
+    Postponed,
     Refused,
     Retry,
     Synced,
@@ -36,6 +37,7 @@ from isometric.errors import (
     IsometricError,
     MalformedResponse,
     NotFound,
+    NotYourTurn,
     RateLimited,
     RepeatedCursor,
     ServerError,
@@ -48,8 +50,8 @@ from portal.models import Clients
 log = logging.getLogger(__name__)
 
 
-def push(claim: Claim, clients: Clients) -> AttemptOutcome:
-    """Send one claimed batch and record what came of it."""
+def push(claim: Claim, clients: Clients) -> AttemptOutcome | None:
+    """Send one claimed batch and record what came of it (None: postponed, not sent)."""
     return send(claim, clients).record()
 
 
@@ -65,7 +67,7 @@ class Sent:
     seconds: float
     deleted: str = ""
 
-    def record(self) -> AttemptOutcome:
+    def record(self) -> AttemptOutcome | None:
         return record(self.claim, self.outcome, self.started_at, self.seconds, self.deleted)
 
 
@@ -177,6 +179,8 @@ class _Attempt:
     def failed(self, exc: IsometricError) -> Outcome:
         if self.posting and not _may_have_stored(exc):
             self.possibly_sent = False
+        if isinstance(exc, NotYourTurn):
+            return Postponed(exc.retry_after, self.possibly_sent)
         if isinstance(exc, AuthenticationFailed):  # UnreadableCredentials too
             return Paused(str(exc), self.possibly_sent, exc.status)
         if self.deleting and isinstance(exc, ValidationFailed | Conflict):

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, QuerySet, Value
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from isometric.http_errors import MAX_RETRY_AFTER
 from isometric.models import ProductionBatch as RemoteBatch
 from notifications.models import Kind
 from notifications.services import record_batch_event
-from portal.models import ConnectionStatus, IsometricAccount
+from portal.models import ConnectionStatus, IsometricAccount, RequestBudget
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,16 @@ class Paused:
 
 
 @dataclass(frozen=True)
+class Postponed:
+    """Not sent: the account's next turn to call Isometric (portal.pace) is further off than a
+    worker waits. Nothing failed, so nothing is counted: the batch is due again at that turn."""
+
+    retry_after: float
+    possibly_sent: bool
+    http_status: None = None
+
+
+@dataclass(frozen=True)
 class Kept:
     """Isometric refused to delete the batch (a correction's or a void's first step): it holds
     the batch as it was, under `remote_id`, and the operator is told why."""
@@ -124,16 +134,22 @@ class Voided:
     http_status: int | None = None
 
 
-Outcome = Synced | Refused | Retry | Paused | Kept | Voided
+Outcome = Synced | Refused | Retry | Paused | Postponed | Kept | Voided
 
 
 def due_batches(now: datetime) -> QuerySet[ProductionBatch]:
     """Batches to push now: pending ones whose time has come and syncing ones whose worker's
     lease ran out (only unsettled batches have a next attempt), in accounts whose credentials
-    Isometric has not refused."""
+    Isometric has not refused and whose next turn to call it is within a worker's wait (the
+    others' batches would only be claimed to be postponed, the whole backlog over and over)."""
+    longest_wait = timedelta(seconds=settings.ISOMETRIC_MAX_TURN_WAIT)
+    turn_far_off = RequestBudget.objects.filter(
+        account=OuterRef("account"), next_at__gt=now + longest_wait
+    )
     return (
         ProductionBatch.objects.filter(next_attempt_at__lte=now)
         .exclude(account__connection_status=ConnectionStatus.REJECTED)
+        .exclude(Exists(turn_far_off))
         .order_by("next_attempt_at")
     )
 
@@ -207,10 +223,10 @@ def release(claim: Claim) -> None:
 
 def record(
     claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str = ""
-) -> AttemptOutcome:
+) -> AttemptOutcome | None:
     """Apply what came of an attempt to the batch, if the claim on it still holds, and add the
-    attempt to the batch's history either way. `deleted`: the Isometric batch the attempt
-    deleted first, a step of its own in the history."""
+    attempt to the batch's history either way (None: postponed, not an attempt). `deleted`:
+    the Isometric batch the attempt deleted first, a step of its own in the history."""
     batch = claim.batch
     if isinstance(outcome, Paused):
         _pause_account(batch.account, outcome.message)
@@ -222,6 +238,9 @@ def record(
         message = _unstorable(batch, outcome, exc)
         retry = Retry(message, possibly_sent=True, http_status=outcome.http_status)
         attempt, held = _apply(claim, retry, started_at, seconds, deleted)
+    if attempt is None:
+        log.debug("batch %s: not sent, its account's next turn is later", batch.pk)
+        return None
     SYNC_ATTEMPTS.labels(attempt.outcome).inc()
     lost = "" if held else " (its lease had run out: the outcome was not applied)"
     log.info(
@@ -249,8 +268,9 @@ def record(
 @transaction.atomic
 def _apply(
     claim: Claim, outcome: Outcome, started_at: datetime, seconds: float, deleted: str
-) -> tuple[SyncAttempt, bool]:
-    """Write the batch's new state under the claim and the attempt; whether the claim held."""
+) -> tuple[SyncAttempt | None, bool]:
+    """Write the batch's new state under the claim and the attempt (none for a postponed one);
+    whether the claim held."""
     current = (
         ProductionBatch.objects.select_for_update()
         .select_related("facility")
@@ -277,6 +297,8 @@ def _apply(
         )
         old = {name: (getattr(current, name), value) for name, value in changes.items()}
         log_batch_changes([(current, old)], Via.WORKER)
+    if kind is None:
+        return None, current is not None
     attempt = SyncAttempt.objects.create(
         batch_id=claim.batch.pk,
         started_at=started_at,
@@ -299,10 +321,11 @@ def _apply(
 
 def _settle(
     claim: Claim, batch: ProductionBatch, outcome: Outcome, started_at: datetime
-) -> tuple[AttemptOutcome, str, dict[str, Any]]:
-    """What the attempt is in the batch's history (outcome, message), and the batch's new sync
-    columns: the one place an outcome becomes the batch's state. `batch` is the row as it is
-    now: the operator may have corrected or voided it while the attempt ran."""
+) -> tuple[AttemptOutcome | None, str, dict[str, Any]]:
+    """What the attempt is in the batch's history (outcome, message; none for a postponed
+    one), and the batch's new sync columns: the one place an outcome becomes the batch's state.
+    `batch` is the row as it is now: the operator may have corrected or voided it while the
+    attempt ran."""
     counted = {"sync_attempts": F("sync_attempts") + 1}
     changed = batch.to_api() != claim.batch.to_api()
     again_now = {
@@ -382,6 +405,14 @@ def _settle(
                 "last_error": PAUSED_MESSAGE,
             }
             return AttemptOutcome.PAUSED, outcome.message, changes
+        case Postponed(retry_after=retry_after, possibly_sent=possibly_sent):
+            # Its values, a void or a correction asked for meanwhile, go at that turn.
+            changes = {
+                "sync_status": SyncStatus.PENDING,
+                "possibly_sent": possibly_sent,
+                "next_attempt_at": timezone.now() + timedelta(seconds=retry_after),
+            }
+            return None, "", changes
         case Retry(
             message=message, possibly_sent=possibly_sent, retry_after=retry_after, words=words
         ):

@@ -4,6 +4,7 @@ create against the emulator over real HTTP, under the faults a push survives."""
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,7 @@ from batches.models import (
 )
 from batches.sync.pull import _Mirror
 from isometric.emulator import Emulator
-from isometric.errors import TransportError
+from isometric.errors import NotYourTurn, TransportError
 from portal.models import Clients, IsometricAccount
 from tests.factories import batch_form_data, make_batch
 
@@ -56,7 +57,7 @@ def synced(unsent: ProductionBatch) -> ProductionBatch:
     return unsent
 
 
-def run_worker(rounds: int = 1) -> list[AttemptOutcome]:
+def run_worker(rounds: int = 1) -> list[AttemptOutcome | None]:
     """Push what is due, `rounds` times, as the worker does; a retry is made due at once."""
     outcomes = []
     clients = Clients()
@@ -206,6 +207,48 @@ def test_a_worker_killed_between_the_delete_and_the_create_leaves_one(
     assert_corrected_once(emulator, synced, old_id)
     outcomes = [attempt.outcome for attempt in synced.attempts.order_by("id")]
     assert outcomes[-3:] == [AttemptOutcome.RETRY, AttemptOutcome.DELETED, AttemptOutcome.CREATED]
+
+
+class OneTurnNow:
+    """The pace of an account whose turns after the first are a minute off (a 429 came)."""
+
+    def __init__(self, account: IsometricAccount) -> None:
+        self.turns = 0
+
+    def wait_turn(self) -> None:
+        self.turns += 1
+        if self.turns > 1:
+            raise NotYourTurn(60)
+
+    def slow_down(self, retry_after: float | None) -> None:
+        pass
+
+
+def test_a_correction_whose_create_must_wait_for_its_turn_keeps_the_delete(
+    operator_client: Client, synced: ProductionBatch, emulator: Emulator
+) -> None:
+    old_id = synced.remote_id or ""
+    correct(operator_client, synced)
+    [claim] = sync.claim_due(10)
+    clients = Clients(pace=OneTurnNow)
+    try:
+        assert sync.push(claim, clients) is None  # deleted, then not sent: postponed
+    finally:
+        clients.close()
+
+    synced.refresh_from_db()
+    assert (synced.sync_status, synced.remote_id, synced.replaced_remote_id) == (
+        SyncStatus.PENDING,
+        None,
+        old_id,
+    )
+    assert (synced.sync_attempts, synced.failing_since, synced.last_error) == (0, None, "")
+    assert synced.next_attempt_at is not None
+    assert synced.next_attempt_at > timezone.now() + timedelta(seconds=55)
+    outcomes = [attempt.outcome for attempt in synced.attempts.order_by("id")]
+    assert outcomes == [AttemptOutcome.CREATED, AttemptOutcome.DELETED]
+    assert run_worker() == [AttemptOutcome.CREATED]
+    assert_corrected_once(emulator, synced, old_id)
 
 
 def test_a_worker_killed_after_creating_the_corrected_batch_leaves_one(

@@ -111,7 +111,7 @@ def hostile_batch(
     )
 
 
-def push_due() -> list[AttemptOutcome]:
+def push_due() -> list[AttemptOutcome | None]:
     """Claim the due batches and push each, as a worker does."""
     clients = Clients()
     try:

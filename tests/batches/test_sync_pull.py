@@ -1,6 +1,8 @@
 """Pull: the account's batches in Isometric mirrored here, from the emulator over real HTTP."""
 
 import importlib
+import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +16,7 @@ from batches import sync
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from isometric.client import Client
 from isometric.emulator import Emulator
-from portal.models import IsometricAccount
+from portal.models import IsometricAccount, RequestBudget
 from tests.factories import make_account, make_batch
 from tests.processes import run_manage
 
@@ -244,6 +246,28 @@ def test_an_account_whose_pull_fails_does_not_hold_up_the_others(emulator: Emula
     unreachable.refresh_from_db()
     assert unreachable.last_pull_summary.startswith("The last refresh failed")
     assert ProductionBatch.objects.filter(account=kilns).count() == 5
+
+
+def test_a_pull_whose_turn_is_far_off_is_due_at_its_turn_and_not_a_failure(
+    account: IsometricAccount,
+    emulator: Emulator,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.ISOMETRIC_MAX_TURN_WAIT = 5
+    emulator.add_production_batches(3)
+    turn = timezone.now() + timedelta(seconds=60)  # a 429's Retry-After, say
+    RequestBudget.objects.create(account=account, interval=0.1, next_at=turn)
+
+    assert sync.pull_next_due()
+
+    account.refresh_from_db()
+    assert (account.last_pulled_at, account.last_pull_summary) == (None, "")
+    assert account.pull_due_at is not None
+    assert abs((account.pull_due_at - turn).total_seconds()) < 1
+    assert sync.claim_due_pull() is None  # not before its turn
+    assert not ProductionBatch.objects.exists()
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 def test_the_pull_command_reports_counts_and_fails_clearly(

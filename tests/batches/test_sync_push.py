@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from batches import sync
+from batches.metrics import SYNC_ATTEMPTS
 from batches.models import (
     AttemptOutcome,
     Facility,
@@ -19,7 +20,9 @@ from batches.models import (
 from batches.sync.queue import backoff
 from isometric.client import Client
 from isometric.emulator import Emulator
-from portal.models import Clients, ConnectionStatus, IsometricAccount
+from notifications.models import Event
+from portal.models import Clients, ConnectionStatus, IsometricAccount, RequestBudget
+from portal.pace import AccountPace
 from tests.factories import make_account, make_batch, make_facility
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +40,7 @@ def batch(
     )
 
 
-def push_once() -> AttemptOutcome:
+def push_once() -> AttemptOutcome | None:
     """Claim the one due batch and push it, as a worker thread does."""
     [claim] = sync.claim_due(10)
     clients = Clients()
@@ -133,6 +136,55 @@ def test_a_rate_limited_push_waits_at_least_retry_after(
     # Isometric turned it away: nothing was stored, so the next attempt need not look first.
     assert batch.possibly_sent is False
     assert batch.attempts.get().http_status == 429
+
+
+def attempts_counted() -> float:
+    return sum(
+        sample.value
+        for metric in SYNC_ATTEMPTS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_a_push_whose_turn_is_far_off_waits_for_it_uncounted(
+    batch: ProductionBatch, emulator: Emulator, settings: Any
+) -> None:
+    settings.ISOMETRIC_MAX_TURN_WAIT = 5
+    settings.SYNC_GIVE_UP_AFTER = 3600
+    since = timezone.now() - timedelta(hours=2)  # failing long enough to be given up on
+    ProductionBatch.objects.update(sync_attempts=3, failing_since=since, last_error="Earlier.")
+    [claim] = sync.claim_due(10)
+    # Meanwhile another worker's request is answered 429, with a Retry-After of a minute.
+    turn = timezone.now() + timedelta(seconds=60)
+    RequestBudget.objects.create(account=batch.account, interval=0.1, next_at=turn)
+    counted = attempts_counted()
+    clients = Clients(pace=AccountPace)
+
+    try:
+        assert sync.push(claim, clients) is None
+    finally:
+        clients.close()
+
+    batch.refresh_from_db()
+    assert (batch.sync_status, batch.sync_attempts, batch.claim_token) == (
+        SyncStatus.PENDING,
+        3,
+        "",
+    )
+    assert (batch.failing_since, batch.last_error, batch.possibly_sent) == (
+        since,
+        "Earlier.",
+        False,
+    )
+    assert batch.next_attempt_at is not None
+    assert abs((batch.next_attempt_at - turn).total_seconds()) < 1
+    assert not batch.attempts.exists()
+    assert not Event.objects.exists()
+    assert attempts_counted() == counted
+    requests = emulator.stats()["requests"]
+    assert isinstance(requests, dict)
+    assert "POST /production_batches" not in requests
 
 
 @pytest.mark.parametrize("fault", ["error_500", "error_503", "reset"])
@@ -246,6 +298,23 @@ def test_batches_not_yet_due_or_settled_are_not_claimed(
     make_batch(facility, account=account, sync_status=SyncStatus.FAILED)
 
     assert sync.claim_due(10) == []
+
+
+def test_an_account_s_batches_wait_unclaimed_while_its_next_turn_is_far_off(
+    account: IsometricAccount, facility: Facility, settings: Any
+) -> None:
+    settings.ISOMETRIC_MAX_TURN_WAIT = 5
+    batch = make_batch(facility, account=account)
+    other = make_batch(facility, account=make_account("Retorts Ltd"))
+    budget = RequestBudget.objects.create(
+        account=account, next_at=timezone.now() + timedelta(seconds=60)
+    )
+
+    assert [claim.batch for claim in sync.claim_due(10)] == [other]
+
+    budget.next_at = timezone.now() + timedelta(seconds=4)  # within a worker's wait
+    budget.save()
+    assert [claim.batch for claim in sync.claim_due(10)] == [batch]
 
 
 def test_an_expired_lease_makes_the_batch_due_again_and_looked_up_first(
