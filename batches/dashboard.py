@@ -43,6 +43,7 @@ COUNT_CAP = 100_000
 # feedstock types).
 ENTRIES_PER_CHANGE = 3
 ZERO = Decimal(0)
+TONNES_PLACES = Decimal("0.000001")  # tonnes()'s decimal places
 
 
 def tonnes() -> Case:
@@ -137,7 +138,7 @@ def production(account_ids: Sequence[int], now: datetime) -> Production:
     names = _names(account_ids)
     weekly: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO] * WEEKS_CHARTED)
     since: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for stretch, facility, amount in _tonnes_by_stretch(list(names), bounds):
+    for stretch, facility, amount in _tonnes_by_stretch(account_ids, bounds):
         start = bounds[stretch]
         week = bisect.bisect_right(periods.weeks, start) - 1
         if 0 <= week < WEEKS_CHARTED:
@@ -159,10 +160,11 @@ def production(account_ids: Sequence[int], now: datetime) -> Production:
 
 
 def _tonnes_by_stretch(
-    facility_ids: list[int], bounds: list[datetime]
+    account_ids: Sequence[int], bounds: list[datetime]
 ) -> list[tuple[int, int, Decimal]]:
     """(stretch, facility, tonnes) for each stretch between two bounds (the stretch numbered by
-    its first bound) in which a facility produced, voided batches left out.
+    its first bound) in which one of the accounts' facilities produced, voided batches left
+    out.
 
     One statement, a part for each stretch (UNION ALL): each part reads a range of the
     (facility, start, …) index alone and groups it by facility in the index's order. A single
@@ -170,11 +172,12 @@ def _tonnes_by_stretch(
     on SQLite. The part is compiled once and repeated with each stretch's bounds, its last two
     parameters: compiling fifty-odd querysets costs more than running them."""
     stretches = list(itertools.pairwise(bounds))
-    if not facility_ids or not stretches:
+    if not account_ids or not stretches:
         return []
     first, end = stretches[0]
+    facilities = Facility.objects.filter(account__in=account_ids).values("pk")
     part = (
-        ProductionBatch.objects.filter(facility__in=facility_ids)
+        ProductionBatch.objects.filter(facility__in=facilities)
         .exclude(sync_status=SyncStatus.VOIDED)
         .order_by()
         .values("facility")
@@ -192,8 +195,11 @@ def _tonnes_by_stretch(
         ]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(statement), arguments)
-        # SQLite sums to a float, PostgreSQL to a Decimal.
-        return [(n, facility, Decimal(str(amount))) for n, facility, amount in cursor]
+        # SQLite sums to a float, PostgreSQL to a Decimal; both to the places tonnes() has.
+        return [
+            (n, facility, Decimal(str(amount)).quantize(TONNES_PLACES))
+            for n, facility, amount in cursor
+        ]
 
 
 def _names(account_ids: Sequence[int]) -> dict[int, str]:

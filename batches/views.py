@@ -220,7 +220,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
             return redirect(earlier)
     # The last batch only for the page: a saved form has no use for it.
     last = selectors.last_recorded(request.user)
-    copy = request.method == "GET" and request.GET.get("copy") == "last" and last is not None
+    copy = request.GET.get("copy") == "last" and last is not None
     if request.method == "GET":
         initial = {**initial_from_last(last, copy), "supplier_reference_id": reference}
         form = ProductionBatchForm(accounts=accounts, initial=initial)

@@ -180,7 +180,7 @@ class _Attempt:
         if self.posting and not _may_have_stored(exc):
             self.possibly_sent = False
         if isinstance(exc, NotYourTurn):
-            return Postponed(exc.retry_after, self.possibly_sent)
+            return Postponed(self.possibly_sent)
         if isinstance(exc, AuthenticationFailed):  # UnreadableCredentials too
             return Paused(str(exc), self.possibly_sent, exc.status)
         if self.deleting and isinstance(exc, ValidationFailed | Conflict):

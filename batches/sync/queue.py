@@ -55,6 +55,7 @@ class Claim:
     token: str
     # An earlier attempt may have reached Isometric: look the batch up before posting it.
     look_up_first: bool
+    due_at: datetime  # when it fell due, which a postponed push keeps its place in the queue by
 
 
 # What an attempt came to: the push protocol's answer, which record() applies.
@@ -108,9 +109,9 @@ class Paused:
 @dataclass(frozen=True)
 class Postponed:
     """Not sent: the account's next turn to call Isometric (portal.pace) is further off than a
-    worker waits. Nothing failed, so nothing is counted: the batch is due again at that turn."""
+    worker waits. Nothing failed, so nothing is counted: the batch keeps its place in the queue,
+    claimed again once the turn is within a worker's wait."""
 
-    retry_after: float
     possibly_sent: bool
     http_status: None = None
 
@@ -167,11 +168,11 @@ def claim_due(limit: int) -> list[Claim]:
         due = list(
             due_batches(now)
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", "possibly_sent", "sync_status")[:limit]
+            .values_list("pk", "possibly_sent", "sync_status", "next_attempt_at")[:limit]
         )
         if not due:
             return []
-        rows = {pk: possibly_sent for pk, possibly_sent, _ in due}
+        rows = {pk: (possibly_sent, due_at) for pk, possibly_sent, _, due_at in due}
         due_batches(now).filter(pk__in=rows).update(
             sync_status=SyncStatus.SYNCING,
             next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
@@ -179,13 +180,13 @@ def claim_due(limit: int) -> list[Claim]:
             possibly_sent=True,
             updated_at=now,
         )
-        _record_lost_attempts([pk for pk, _, status in due if status == SyncStatus.SYNCING], now)
+        _record_lost_attempts([pk for pk, _, status, _ in due if status == SyncStatus.SYNCING], now)
     claimed = (
         ProductionBatch.objects.select_related("account", "facility")
         .prefetch_related("feedstock_types")
         .filter(claim_token=token)
     )
-    return [Claim(batch, token, rows[batch.pk]) for batch in claimed]
+    return [Claim(batch, token, *rows[batch.pk]) for batch in claimed]
 
 
 def _record_lost_attempts(pks: list[int], now: datetime) -> None:
@@ -405,12 +406,14 @@ def _settle(
                 "last_error": PAUSED_MESSAGE,
             }
             return AttemptOutcome.PAUSED, outcome.message, changes
-        case Postponed(retry_after=retry_after, possibly_sent=possibly_sent):
-            # Its values, a void or a correction asked for meanwhile, go at that turn.
+        case Postponed(possibly_sent=possibly_sent):
+            # Due when it was: no batch is claimed while its account's turn is out of reach
+            # (due_batches), and then the queue's oldest go first, this one among them. Its
+            # values, a void or a correction asked for meanwhile, go then.
             changes = {
                 "sync_status": SyncStatus.PENDING,
                 "possibly_sent": possibly_sent,
-                "next_attempt_at": timezone.now() + timedelta(seconds=retry_after),
+                "next_attempt_at": claim.due_at,
             }
             return None, "", changes
         case Retry(
