@@ -12,7 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -172,7 +172,8 @@ def claim_due(limit: int) -> list[Claim]:
         )
         if not due:
             return []
-        rows = {pk: (possibly_sent, due_at) for pk, possibly_sent, _, due_at in due}
+        # Due batches have a next attempt (due_batches filters on it).
+        rows = {pk: (sent, cast(datetime, due_at)) for pk, sent, _, due_at in due}
         due_batches(now).filter(pk__in=rows).update(
             sync_status=SyncStatus.SYNCING,
             next_attempt_at=now + timedelta(seconds=settings.SYNC_LEASE),
