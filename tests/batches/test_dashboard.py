@@ -365,6 +365,24 @@ def test_the_latest_ten_changes_of_the_user_s_batches(
     assert [name for _, name in named[3:]] == [f"CHANGED-{n:02}" for n in range(11, 4, -1)]
 
 
+def test_every_time_on_the_page_says_its_zone(
+    client: Client, operator: User, facility: Facility, auckland: None
+) -> None:
+    with changes_via(Via.FORM):
+        make_batch(facility, supplier_reference_id="WAITING-1")
+    failed = make_batch(facility, supplier_reference_id="FAILED-1", sync_status=SyncStatus.FAILED)
+    started = timezone.localtime(failed.started_at)
+    zone = started.strftime("%Z")  # NZDT or NZST, by the season
+
+    shown = page(client)
+
+    waiting = shown[shown.index('id="oldest-waiting"') :]
+    assert re.search(r"since \d+ \w+ \d{4} \d\d:\d\d NZ[DS]T\.", waiting)
+    assert f"started {started:%-d %b %Y %H:%M} {zone}" in shown
+    changes = shown[shown.index('id="changes-heading"') :]
+    assert re.search(r"<td>\d+ \w+ \d{4} \d\d:\d\d:\d\d NZ[DS]T</td>", changes)
+
+
 def test_an_empty_portal_renders(client: Client) -> None:
     log_in(client, make_user("root", is_superuser=True, is_staff=True))
 
