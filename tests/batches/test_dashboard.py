@@ -282,12 +282,11 @@ def test_the_page_shows_the_figures_of_the_user_s_accounts_only(
     assert "Kilns Ltd" in shown  # the accounts' section: the user's one account
 
 
-def test_a_superuser_sees_every_account(client: Client) -> None:
-    log_in(client, make_user("root", is_superuser=True, is_staff=True))
+def test_a_superuser_sees_every_account(admin_client: Client) -> None:
     for name in ("Alder", "Birch"):
         make_batch(make_facility("Kiln 1", make_account(name)), sync_status=SyncStatus.FAILED)
 
-    shown = page(client)
+    shown = page(admin_client)
 
     assert "Kiln 1 (Alder)" in shown and "Kiln 1 (Birch)" in shown
     assert re.search(r'badge-failed">Failed</span> 2<', shown)
@@ -383,10 +382,8 @@ def test_every_time_on_the_page_says_its_zone(
     assert re.search(r"<td>\d+ \w+ \d{4} \d\d:\d\d:\d\d NZ[DS]T</td>", changes)
 
 
-def test_an_empty_portal_renders(client: Client) -> None:
-    log_in(client, make_user("root", is_superuser=True, is_staff=True))
-
-    shown = page(client)
+def test_an_empty_portal_renders(admin_client: Client) -> None:
+    shown = page(admin_client)
 
     assert "No batches produced in the last year." in shown
     assert "No batches produced in the last 52 weeks." in shown

@@ -31,12 +31,6 @@ def change_url(account: IsometricAccount) -> str:
     return f"/admin/portal/isometricaccount/{account.pk}/change/"
 
 
-@pytest.fixture
-def admin_client(client: Client) -> Client:
-    log_in(client, make_user("root", is_superuser=True, is_staff=True))
-    return client
-
-
 def account_form(**changes: Any) -> dict[str, Any]:
     return {
         "name": "Char Co",
