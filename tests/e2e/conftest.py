@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
@@ -21,7 +20,7 @@ from pytest_django.live_server_helper import LiveServer
 from batches.models import Facility, FeedstockType
 from isometric.emulator import Emulator
 from portal.models import IsometricAccount
-from tests.factories import make_account, make_user
+from tests.factories import make_account, make_user, totp_code
 from tests.processes import ROOT, start_manage
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
@@ -181,6 +180,4 @@ def app_code(user: User, confirmed: bool = True) -> str:
     """What the user's authenticator app shows now (a step on, so that it is never the code
     just used)."""
     device = TOTPDevice.objects.get(user=user, confirmed=confirmed)
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time += device.step if confirmed else 0
-    return f"{totp.token():06d}"
+    return totp_code(device, steps_ahead=1 if confirmed else 0)

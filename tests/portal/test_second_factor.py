@@ -7,12 +7,11 @@ import re
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import CREDENTIAL_ADMINS
-from tests.factories import log_in, make_user
+from tests.factories import log_in, make_user, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +27,6 @@ def sign_in(client: Client, username: str, next_page: str = "/admin/") -> str:
     return str(response["Location"])
 
 
-def code_of(device: TOTPDevice, drift: int = 0) -> str:
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = totp.time + drift * device.step
-    return f"{totp.token():06d}"
-
-
 def wait_out_the_throttle(user: User) -> None:
     """What a few seconds do after a wrong code: the next try is allowed again."""
     TOTPDevice.objects.filter(user=user).update(throttling_failure_count=0)
@@ -47,7 +40,7 @@ def set_up(client: Client, username: str) -> list[str]:
     assert re.search(r'<img class="qr-code" src="data:image/svg\+xml', page)
     device = TOTPDevice.objects.get(user__username=username, confirmed=False)
     response = client.post(
-        "/second-factor/setup/", {"code": code_of(device), "next": "/admin/"}
+        "/second-factor/setup/", {"code": totp_code(device), "next": "/admin/"}
     ).content.decode()
     codes = re.findall(r"<li><code>(\w+)</code></li>", response)
     assert len(codes) == 10
@@ -78,11 +71,11 @@ def test_the_first_sign_in_sets_up_the_app_then_opens_the_admin(
     refused = client.post("/second-factor/setup/", {"code": "000000", "next": "/admin/"})
     assert "That code is not right" in refused.content.decode()
     assert client.get("/admin/").status_code == 302  # still not through
-    too_soon = client.post("/second-factor/setup/", {"code": code_of(device), "next": "/admin/"})
+    too_soon = client.post("/second-factor/setup/", {"code": totp_code(device), "next": "/admin/"})
     assert "wait a few seconds" in too_soon.content.decode()
     wait_out_the_throttle(credential_admin)
 
-    done = client.post("/second-factor/setup/", {"code": code_of(device), "next": "/admin/"})
+    done = client.post("/second-factor/setup/", {"code": totp_code(device), "next": "/admin/"})
     assert "Your recovery codes" in done.content.decode()
     assert client.get("/admin/").status_code == 200
 
@@ -103,7 +96,9 @@ def test_later_sign_ins_ask_for_a_code_and_a_wrong_one_gets_nowhere(
     assert client.get("/second-factor/setup/")["Location"].startswith("/second-factor/")
     wait_out_the_throttle(credential_admin)
 
-    right = client.post("/second-factor/", {"code": code_of(device, drift=1), "next": "/admin/"})
+    right = client.post(
+        "/second-factor/", {"code": totp_code(device, steps_ahead=1), "next": "/admin/"}
+    )
     assert right["Location"] == "/admin/"
     assert client.get("/admin/portal/isometricaccount/").status_code == 200
 
@@ -169,7 +164,8 @@ def test_the_second_step_leads_only_to_this_site(client: Client, credential_admi
     device = TOTPDevice.objects.get(user=credential_admin, confirmed=True)
 
     response = client.post(
-        "/second-factor/", {"code": code_of(device, drift=1), "next": "https://evil.example/"}
+        "/second-factor/",
+        {"code": totp_code(device, steps_ahead=1), "next": "https://evil.example/"},
     )
 
     assert response["Location"] == "/"
