@@ -15,6 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
+from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import Environment, IsometricAccount
 from portal.second_factor import needs_second_factor
 
@@ -25,12 +26,18 @@ def isometric_id(prefix: str) -> str:
     return f"{prefix}_{next(_serial):016d}"
 
 
-def make_user(username: str = "", *, operator: bool = False, **fields: Any) -> User:
+def make_user(
+    username: str = "", *, operator: bool = False, credential_admin: bool = False, **fields: Any
+) -> User:
+    if credential_admin:
+        fields["is_staff"] = True  # the admin site is where they manage the credentials
     user = User.objects.create_user(
         username=username or f"user{next(_serial)}", password="correct horse", **fields
     )
     if operator:
         user.groups.add(Group.objects.get(name=OPERATORS))
+    if credential_admin:
+        user.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
     return user
 
 

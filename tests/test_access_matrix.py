@@ -42,7 +42,6 @@ from batches.models import (
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
 from notifications.models import Recipient
-from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import IsometricAccount
 from tests.factories import (
     batch_form_data,
@@ -427,8 +426,7 @@ def build_world(emulator: Emulator) -> World:
             content_type__model__in=["productionbatch", "facility", "feedstocktype"],
         )
     )
-    credential_admin = make_user("carl", is_staff=True)
-    credential_admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    credential_admin = make_user("carl", credential_admin=True)
     operator_a, operator_b = make_user("oona", operator=True), make_user("otto", operator=True)
     account_a.members.add(operator_a, staff, credential_admin)
     account_b.members.add(operator_b)

@@ -5,13 +5,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from batches.models import ProductionBatch, SyncStatus
 from batches.sync.queue import Outcome, Paused, Refused, Retry, claim_due, record
 from isometric.errors import FieldError
-from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import IsometricAccount
 from tests.factories import make_account, make_batch, make_user
 
@@ -30,8 +29,7 @@ def people(db: None) -> People:
     account = make_account("Alderley Char")
     other_account = make_account("Brockwell Char")
     operator = make_user("olivia", operator=True, email="olivia@example.com")
-    admin = make_user("carl", is_staff=True, email="carl@example.com")
-    admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    admin = make_user("carl", credential_admin=True, email="carl@example.com")
     other_operator = make_user("otto", operator=True, email="otto@example.com")
     account.members.add(operator, admin)
     other_account.members.add(other_operator)

@@ -125,8 +125,7 @@ def test_only_superusers_and_credential_admins_may_see_accounts(client: Client) 
 
 def test_a_credential_admin_manages_only_the_accounts_they_are_in(client: Client) -> None:
     mine, theirs = make_account("Mine"), make_account("Theirs")
-    admin = make_user("cora", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    admin = make_user("cora", credential_admin=True)
     mine.members.add(admin)
     log_in(client, admin)
 
@@ -141,8 +140,7 @@ def test_a_credential_admin_adds_members_from_their_organisations_or_none(
     client: Client,
 ) -> None:
     mine, theirs = make_account("Mine"), make_account("Theirs")
-    admin = make_user("cora", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    admin = make_user("cora", credential_admin=True)
     mine.members.add(admin, make_user("colleague"))
     theirs.members.add(make_user("outsider"))
     make_user("newcomer")

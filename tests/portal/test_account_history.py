@@ -5,11 +5,10 @@ import logging
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core import serializers
 from django.test import Client
 
-from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import IsometricAccount
 from tests.factories import log_in, make_account, make_user
 
@@ -23,8 +22,7 @@ NEW_SECRET = "another-secret-never-logged-Zq3v"
 
 @pytest.fixture
 def credential_admin(client: Client) -> User:
-    user = make_user("carl", is_staff=True)
-    user.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
+    user = make_user("carl", credential_admin=True)
     log_in(client, user)
     return user
 

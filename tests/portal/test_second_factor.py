@@ -5,12 +5,11 @@ asked."""
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.accounts import CREDENTIAL_ADMINS
 from tests.factories import log_in, make_user, totp_code
 
 pytestmark = pytest.mark.django_db
@@ -49,9 +48,7 @@ def set_up(client: Client, username: str) -> list[str]:
 
 @pytest.fixture
 def credential_admin() -> User:
-    user = make_user("cora", is_staff=True)
-    user.groups.add(Group.objects.get(name=CREDENTIAL_ADMINS))
-    return user
+    return make_user("cora", credential_admin=True)
 
 
 def test_the_first_sign_in_sets_up_the_app_then_opens_the_admin(
