@@ -20,16 +20,9 @@ from batches.management.commands.serve import _local_address
 from batches.models import Facility, ProductionBatch
 from portal.models import ConnectionStatus, IsometricAccount
 from tests.factories import make_account
-from tests.processes import ROOT, run_manage, start_manage
+from tests.processes import ROOT, free_port, run_manage, start_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_up(url: str, timeout: float = 30) -> None:
