@@ -15,6 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from batches.models import Facility, FeedstockType, ProductionBatch, SyncStatus
 from batches.roles import OPERATORS
 from isometric.emulator import Emulator
+from isometric.emulator.credentials import make_access_token
 from portal.accounts import CREDENTIAL_ADMINS
 from portal.models import Environment, IsometricAccount
 from portal.second_factor import needs_second_factor
@@ -64,6 +65,11 @@ def make_account(
     account.save()
     account.members.add(*members)
     return account
+
+
+def jwt_expiring(at: datetime) -> str:
+    """An access token that expires at `at`, issued a year before (as Isometric issues them)."""
+    return make_access_token("org_1GB56M1ST1S0GVNA", at - timedelta(days=365))
 
 
 def default_account() -> IsometricAccount:

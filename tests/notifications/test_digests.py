@@ -14,11 +14,10 @@ from django.utils import timezone
 from batches.models import ProductionBatch, SyncStatus
 from batches.services import retry_batch
 from batches.sync.queue import Refused, Retry
-from isometric.emulator.credentials import make_access_token
 from notifications.models import Event, Kind, Notification, Recipient
 from notifications.services import BATCHES_SHOWN, send_due, set_email_enabled
 from portal.models import IsometricAccount, UserPreferences
-from tests.factories import make_account, make_batch, make_user
+from tests.factories import jwt_expiring, make_account, make_batch, make_user
 from tests.notifications.conftest import (
     People,
     failed_batch,
@@ -37,8 +36,7 @@ def sent_to(outbox: list[mail.EmailMessage]) -> list[str]:
 
 def expiring_token(account: IsometricAccount, in_days: float) -> str:
     """Give the account a token that expires in `in_days` days."""
-    expires = timezone.now() + timedelta(days=in_days)
-    token = make_access_token("org_1GB56M1ST1S0GVNA", expires - timedelta(days=365))
+    token = jwt_expiring(timezone.now() + timedelta(days=in_days))
     account.set_credentials(access_token=token)
     account.save()
     return token

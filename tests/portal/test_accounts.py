@@ -13,17 +13,12 @@ from django.test import Client
 from django.utils import timezone
 
 from isometric.emulator import Emulator
-from isometric.emulator.credentials import make_access_token
 from portal import crypto
 from portal.accounts import check_connection
 from portal.models import ConnectionStatus, IsometricAccount, token_expiry
-from tests.factories import log_in, make_account, make_user
+from tests.factories import jwt_expiring, log_in, make_account, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def jwt_expiring(at: datetime) -> str:
-    return make_access_token("org_1GB56M1ST1S0GVNA", at - timedelta(days=365))
 
 
 def test_credentials_are_stored_encrypted_and_read_back() -> None:
