@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.emulator_process import FACILITY_ID, FEEDSTOCK_TYPE_ID, EmulatorProcess  # noqa: E402
+from bench.sync import verdict  # noqa: E402
 
 ACCOUNTS = 10
 LATENCY_MS = 100
@@ -238,10 +239,6 @@ def percentile(times: list[float], share: float) -> float:
     """The nearest-rank percentile."""
     ordered = sorted(times)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def verdict(passed: bool) -> str:
-    return "PASS" if passed else "FAIL"
 
 
 def report(
