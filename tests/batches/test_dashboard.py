@@ -435,6 +435,13 @@ def test_the_accounts_last_pull_and_credentials(
     assert "secret" not in shown.lower()
 
 
+def test_a_credential_admin_is_led_to_each_account_s_credentials(
+    admin_client: Client, account: IsometricAccount
+) -> None:
+    change = f'<a href="/admin/portal/isometricaccount/{account.pk}/change/">'
+    assert f"{change}Update its credentials</a>" in page(admin_client)
+
+
 # The bulk retry.
 
 
