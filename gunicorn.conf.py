@@ -25,11 +25,12 @@ def on_starting(server: object) -> None:
     import tempfile
     from pathlib import Path
 
-    directory = os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="batch-portal-metrics-")
-    )
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    for stale in Path(directory).glob("*.db"):
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="batch-portal-metrics-")
+        return
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
         stale.unlink()
 
 

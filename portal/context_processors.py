@@ -9,9 +9,10 @@ from portal.models import ConnectionStatus
 
 
 def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
-    """For every page: the accounts an admin must see to (expiring or refused credentials), an
-    operator's accounts whose sending is paused, and whether the user has any account at all.
-    Lazy, so a page that shows none of them queries nothing."""
+    """For every page: whether the user is a credential admin, the accounts such an admin must
+    see to (expiring or refused credentials), an operator's accounts whose sending is paused,
+    and whether the user has any account at all. Lazy, so a page that shows none of them
+    queries nothing."""
 
     @cache
     def admin() -> bool:
@@ -31,6 +32,7 @@ def isometric_accounts(request: HttpRequest) -> dict[str, Any]:
         ]
 
     return {
+        "is_credential_admin": SimpleLazyObject(admin),
         "account_alerts": SimpleLazyObject(alerts),
         "paused_accounts": SimpleLazyObject(paused),
         "has_isometric_account": SimpleLazyObject(lambda: bool(request_accounts(request))),

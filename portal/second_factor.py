@@ -86,16 +86,21 @@ def new_recovery_codes(user: AbstractBaseUser) -> list[str]:
     return codes
 
 
+def is_waiting(device: Device) -> bool:
+    """Whether a wrong code before makes a try now wait (each device throttles its own: the
+    next try after a wrong code waits longer), so that it fails whatever the code."""
+    return not device.verify_is_allowed()[0]
+
+
 def verified_device(user: AbstractBaseUser, code: str) -> tuple[Device | None, bool]:
     """The device that accepts this code (the app for six digits, the recovery codes for any
-    other), and whether a wrong code before made this try wait (each device throttles its own:
-    the next try after a wrong code waits longer)."""
+    other), and whether the try had to wait (is_waiting)."""
     code = code.strip().replace(" ", "")
     kind = TOTPDevice if code.isdigit() and len(code) == 6 else StaticDevice
     device = kind.objects.filter(user=user, confirmed=True).first()
     if device is None:
         return None, False
-    waiting = not device.verify_is_allowed()[0]
+    waiting = is_waiting(device)
     return verify_token(user, device.persistent_id, code), waiting
 
 

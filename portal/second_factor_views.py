@@ -81,7 +81,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     device = second_factor.pending_app(user) or second_factor.new_app(user)  # type: ignore[arg-type]
     form = CodeForm(request.POST or None)
     if form.is_valid():
-        waiting = not device.verify_is_allowed()[0]
+        waiting = second_factor.is_waiting(device)
         codes = second_factor.confirm_app(device, form.cleaned_data["code"])
         if codes is not None:
             otp_login(request, device)

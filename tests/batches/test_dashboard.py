@@ -432,6 +432,13 @@ def test_the_accounts_last_pull_and_credentials(
     assert "secret" not in shown.lower()
 
 
+def test_a_credential_admin_is_led_to_each_account_s_credentials(
+    admin_client: Client, account: IsometricAccount
+) -> None:
+    change = f'<a href="/admin/portal/isometricaccount/{account.pk}/change/">'
+    assert f"{change}Update its credentials</a>" in page(admin_client)
+
+
 # The bulk retry.
 
 
@@ -510,6 +517,21 @@ def test_another_account_s_batch_refuses_the_whole_retry(
     assert f"Batch {theirs.pk} is not one of your accounts' batches." in shown
     assert "Their kiln" not in shown
     assert set(ProductionBatch.objects.values_list("sync_status", flat=True)) == {"failed"}
+
+
+def test_a_refused_batch_links_to_its_correction_for_whoever_may_correct_it(
+    client: Client, operator: User, account: IsometricAccount, facility: Facility
+) -> None:
+    refused = make_batch(facility, sync_status=SyncStatus.REJECTED, supplier_reference_id="R-1")
+    correction = f'<a href="/batches/{refused.pk}/edit/">Correct it</a>'
+    assert correction in page(client)
+
+    viewer = make_user("vera")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_productionbatch"))
+    account.members.add(viewer)
+    log_in(client, viewer)
+    shown = page(client)
+    assert "R-1" in shown and "Correct it" not in shown
 
 
 def test_retrying_needs_the_permission_the_retry_button_needs(

@@ -41,6 +41,11 @@ def test_the_dashboard_charts_the_weeks_and_retries_failed_batches(
 
     log_in(page, "olivia")
 
+    # The cards side by side (at this width) start level.
+    tops = page.locator(".columns > .card").evaluate_all(
+        "cards => cards.map(card => card.getBoundingClientRect().top)"
+    )
+    assert len(tops) == 2 and tops[0] == tops[1]
     chart = page.get_by_role("img", name="Tonnes produced per week by facility")
     expect(chart).to_be_visible()
     expect(chart.locator("rect")).to_have_count(18 * 3)
